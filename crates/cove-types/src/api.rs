@@ -1,0 +1,195 @@
+//! Request and response bodies of the HTTP API (`/v1/...`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::Quantity;
+
+/// `POST /v1/pods`: launch a pod (a stub and its first container).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePodRequest {
+    /// Image reference, e.g. `127.0.0.1:5000/busybox:latest`. Pulled if not local.
+    pub image: String,
+    /// Ports the pod listens on; each is served at its own URL.
+    #[serde(default)]
+    pub ports: Vec<i64>,
+    /// Cores: a number (`0.5`, `2`) or millicores (`"1000m"`). Default 1.
+    #[serde(default)]
+    pub cpu: Option<Quantity>,
+    /// MiB as a number (`128`) or a size (`"512Mi"`, `"1Gi"`). Default 128.
+    #[serde(default)]
+    pub memory: Option<Quantity>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Command and arguments; defaults to the image's entrypoint and cmd.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seconds without connections before the pod stops; -1 never. Default 600.
+    #[serde(default)]
+    pub keep_warm_seconds: Option<i64>,
+    /// Working directory; defaults to the image's.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Registry credentials for pulling the image, if it is not local.
+    #[serde(default)]
+    pub registry_auth: Option<RegistryAuth>,
+}
+
+/// Basic credentials for a registry (the registry may exchange them for a bearer token).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContainerStatus {
+    /// Being created.
+    Pending,
+    Running,
+    /// SIGTERM sent, waiting for it to end.
+    Stopping,
+    /// Stopped by a user or for idleness.
+    Stopped,
+    /// The entrypoint ended on its own.
+    Exited,
+    /// Killed for exceeding its memory limit.
+    OomKilled,
+    /// Could not be started or was lost.
+    Failed,
+}
+
+impl ContainerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Stopping => "STOPPING",
+            Self::Stopped => "STOPPED",
+            Self::Exited => "EXITED",
+            Self::OomKilled => "OOM_KILLED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "PENDING" => Self::Pending,
+            "RUNNING" => Self::Running,
+            "STOPPING" => Self::Stopping,
+            "STOPPED" => Self::Stopped,
+            "EXITED" => Self::Exited,
+            "OOM_KILLED" => Self::OomKilled,
+            "FAILED" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Whether the container's processes may still exist.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Pending | Self::Running | Self::Stopping)
+    }
+}
+
+/// One port of a pod and the URL it is served at.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PortUrl {
+    pub port: u16,
+    pub url: String,
+}
+
+/// A container as the API and `cove container list` show it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Container {
+    /// `pod-<stub uuid>-<8 hex>`.
+    pub id: String,
+    pub status: ContainerStatus,
+    /// The pod (stub) this container runs.
+    pub stub_id: String,
+    pub deployment_id: Option<String>,
+    pub name: Option<String>,
+    pub image: String,
+    /// Unix milliseconds.
+    pub scheduled_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub exit_code: Option<i32>,
+    /// Why it ended: `exited`, `oom_killed`, `stopped by user`, `idle for 300s`, ...
+    pub reason: Option<String>,
+    pub address: Option<String>,
+    pub cpu_millis: u64,
+    pub memory_mib: u64,
+    pub keep_warm_seconds: i64,
+    pub urls: Vec<PortUrl>,
+}
+
+/// `POST /v1/pods` response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatePodResponse {
+    pub container: Container,
+}
+
+/// `POST /v1/containers/{id}/exec`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExecResponse {
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// An image in the daemon's store.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImageInfo {
+    pub reference: String,
+    /// Digest of the manifest.
+    pub digest: String,
+    /// Digest of the image config (the image id).
+    pub config_digest: String,
+    /// Sum of the compressed layer sizes, in bytes.
+    pub size: u64,
+    pub layers: usize,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// `POST /v1/images/pull`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    pub reference: String,
+    #[serde(default)]
+    pub auth: Option<RegistryAuth>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// `GET /v1/info`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub domain: String,
+    pub gateway_url: String,
+    pub gateway_tls_url: Option<String>,
+    pub runtime: String,
+}

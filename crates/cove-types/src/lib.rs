@@ -1,0 +1,20 @@
+//! Wire types shared by the daemon's API and every client (CLI, SDK).
+//!
+//! This crate is the single definition of the JSON the API speaks, plus the
+//! parsers for user-facing quantities (cpu, memory) and pod specs, so the
+//! daemon validates input exactly one way.
+
+pub mod api;
+pub mod quantity;
+pub mod spec;
+
+pub use api::*;
+pub use quantity::{parse_cpu_millis, parse_memory_mib, Quantity, QuantityError};
+pub use spec::{validate_pod_spec, SpecError, ValidPodSpec};
+
+/// Default idle timeout of a pod, in seconds (the guide's "10 minutes").
+pub const DEFAULT_KEEP_WARM_SECONDS: i64 = 600;
+/// Default cpu request, in millicores.
+pub const DEFAULT_CPU_MILLIS: u64 = 1000;
+/// Default memory limit, in MiB.
+pub const DEFAULT_MEMORY_MIB: u64 = 128;

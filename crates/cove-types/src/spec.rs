@@ -1,0 +1,168 @@
+//! Validation of a `CreatePodRequest` into the numbers the daemon works with.
+
+use std::collections::BTreeMap;
+
+use crate::{parse_cpu_millis, parse_memory_mib, CreatePodRequest, QuantityError};
+use crate::{DEFAULT_CPU_MILLIS, DEFAULT_KEEP_WARM_SECONDS, DEFAULT_MEMORY_MIB};
+
+/// A pod request whose every field has been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPodSpec {
+    pub image: String,
+    pub ports: Vec<u16>,
+    pub cpu_millis: u64,
+    pub memory_mib: u64,
+    pub env: BTreeMap<String, String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub name: Option<String>,
+    pub keep_warm_seconds: i64,
+    pub workdir: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    #[error("image must not be empty")]
+    EmptyImage,
+    #[error("port {0} is out of range: ports must be between 1 and 65535")]
+    PortRange(i64),
+    #[error("port {0} is listed more than once")]
+    PortRepeated(u16),
+    #[error("too many ports ({0}): at most 32")]
+    TooManyPorts(usize),
+    #[error(transparent)]
+    Quantity(#[from] QuantityError),
+    #[error("env name {0:?} is invalid: it must be non-empty and contain no '=' or NUL")]
+    EnvName(String),
+    #[error("env value of {0} contains a NUL byte")]
+    EnvValue(String),
+    #[error("entrypoint is empty")]
+    EmptyEntrypoint,
+    #[error("entrypoint contains a NUL byte")]
+    EntrypointNul,
+    #[error("keep_warm_seconds {0} is invalid: use -1 (never stop) or 0 and above")]
+    KeepWarm(i64),
+    #[error("name {0:?} is invalid: use 1-63 lowercase letters, digits and '-'")]
+    Name(String),
+    #[error("workdir {0:?} must be an absolute path")]
+    Workdir(String),
+}
+
+/// Checks every field of a request, filling in defaults.
+pub fn validate_pod_spec(req: &CreatePodRequest) -> Result<ValidPodSpec, SpecError> {
+    let image = req.image.trim();
+    if image.is_empty() {
+        return Err(SpecError::EmptyImage);
+    }
+    if req.ports.len() > 32 {
+        return Err(SpecError::TooManyPorts(req.ports.len()));
+    }
+    let mut ports: Vec<u16> = Vec::with_capacity(req.ports.len());
+    for &p in &req.ports {
+        if !(1..=65535).contains(&p) {
+            return Err(SpecError::PortRange(p));
+        }
+        let p = p as u16;
+        if ports.contains(&p) {
+            return Err(SpecError::PortRepeated(p));
+        }
+        ports.push(p);
+    }
+    let cpu_millis = match &req.cpu {
+        Some(q) => parse_cpu_millis(q)?,
+        None => DEFAULT_CPU_MILLIS,
+    };
+    let memory_mib = match &req.memory {
+        Some(q) => parse_memory_mib(q)?,
+        None => DEFAULT_MEMORY_MIB,
+    };
+    for (k, v) in &req.env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            return Err(SpecError::EnvName(k.clone()));
+        }
+        if v.contains('\0') {
+            return Err(SpecError::EnvValue(k.clone()));
+        }
+    }
+    if let Some(ep) = &req.entrypoint {
+        if ep.is_empty() || ep[0].trim().is_empty() {
+            return Err(SpecError::EmptyEntrypoint);
+        }
+        if ep.iter().any(|a| a.contains('\0')) {
+            return Err(SpecError::EntrypointNul);
+        }
+    }
+    let keep_warm_seconds = req.keep_warm_seconds.unwrap_or(DEFAULT_KEEP_WARM_SECONDS);
+    if keep_warm_seconds < -1 {
+        return Err(SpecError::KeepWarm(keep_warm_seconds));
+    }
+    if let Some(name) = &req.name {
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !name.starts_with('-');
+        if !ok {
+            return Err(SpecError::Name(name.clone()));
+        }
+    }
+    if let Some(w) = &req.workdir {
+        if !w.starts_with('/') {
+            return Err(SpecError::Workdir(w.clone()));
+        }
+    }
+    Ok(ValidPodSpec {
+        image: image.to_string(),
+        ports,
+        cpu_millis,
+        memory_mib,
+        env: req.env.clone(),
+        entrypoint: req.entrypoint.clone(),
+        name: req.name.clone(),
+        keep_warm_seconds,
+        workdir: req.workdir.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> CreatePodRequest {
+        CreatePodRequest { image: "busybox".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = validate_pod_spec(&req()).unwrap();
+        assert_eq!(s.cpu_millis, 1000);
+        assert_eq!(s.memory_mib, 128);
+        assert_eq!(s.keep_warm_seconds, 600);
+    }
+
+    #[test]
+    fn ports() {
+        let mut r = req();
+        r.ports = vec![0];
+        assert_eq!(validate_pod_spec(&r), Err(SpecError::PortRange(0)));
+        r.ports = vec![70000];
+        assert_eq!(validate_pod_spec(&r), Err(SpecError::PortRange(70000)));
+        r.ports = vec![80, 80];
+        assert_eq!(validate_pod_spec(&r), Err(SpecError::PortRepeated(80)));
+        r.ports = vec![80, 8080];
+        assert!(validate_pod_spec(&r).is_ok());
+    }
+
+    #[test]
+    fn entrypoint_and_env() {
+        let mut r = req();
+        r.entrypoint = Some(vec![]);
+        assert_eq!(validate_pod_spec(&r), Err(SpecError::EmptyEntrypoint));
+        r.entrypoint = None;
+        r.env.insert("A=B".into(), "c".into());
+        assert!(matches!(validate_pod_spec(&r), Err(SpecError::EnvName(_))));
+        let mut r = req();
+        r.keep_warm_seconds = Some(-5);
+        assert_eq!(validate_pod_spec(&r), Err(SpecError::KeepWarm(-5)));
+    }
+}
