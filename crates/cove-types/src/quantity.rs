@@ -22,7 +22,9 @@ pub enum QuantityError {
     CpuUnparsable(String),
     #[error("cpu {0} is out of range: it must be between 0.01 and 64 cores")]
     CpuRange(String),
-    #[error("memory {0:?} is not a size in MiB (like 128) or with a unit (like \"512Mi\" or \"1Gi\")")]
+    #[error(
+        "memory {0:?} is not a size in MiB (like 128) or with a unit (like \"512Mi\" or \"1Gi\")"
+    )]
     MemoryUnparsable(String),
     #[error("memory {0} is out of range: it must be between 8 MiB and 1 TiB")]
     MemoryRange(String),
@@ -115,10 +117,22 @@ mod tests {
         assert_eq!(parse_cpu_millis(&Quantity::Number(2.0)), Ok(2000));
         assert_eq!(parse_cpu_millis(&"1000m".into()), Ok(1000));
         assert_eq!(parse_cpu_millis(&"0.25".into()), Ok(250));
-        assert!(matches!(parse_cpu_millis(&"lots".into()), Err(QuantityError::CpuUnparsable(_))));
-        assert!(matches!(parse_cpu_millis(&Quantity::Number(0.0)), Err(QuantityError::CpuRange(_))));
-        assert!(matches!(parse_cpu_millis(&Quantity::Number(-1.0)), Err(QuantityError::CpuRange(_))));
-        assert!(matches!(parse_cpu_millis(&"1000000".into()), Err(QuantityError::CpuRange(_))));
+        assert!(matches!(
+            parse_cpu_millis(&"lots".into()),
+            Err(QuantityError::CpuUnparsable(_))
+        ));
+        assert!(matches!(
+            parse_cpu_millis(&Quantity::Number(0.0)),
+            Err(QuantityError::CpuRange(_))
+        ));
+        assert!(matches!(
+            parse_cpu_millis(&Quantity::Number(-1.0)),
+            Err(QuantityError::CpuRange(_))
+        ));
+        assert!(matches!(
+            parse_cpu_millis(&"1000000".into()),
+            Err(QuantityError::CpuRange(_))
+        ));
         assert!(parse_cpu_millis(&"NaN".into()).is_err());
     }
 
@@ -128,9 +142,18 @@ mod tests {
         assert_eq!(parse_memory_mib(&"1Gi".into()), Ok(1024));
         assert_eq!(parse_memory_mib(&"512Mi".into()), Ok(512));
         assert_eq!(parse_memory_mib(&"64".into()), Ok(64));
-        assert!(matches!(parse_memory_mib(&"12 parsecs".into()), Err(QuantityError::MemoryUnparsable(_))));
-        assert!(matches!(parse_memory_mib(&Quantity::Number(1.0)), Err(QuantityError::MemoryRange(_))));
-        assert!(matches!(parse_memory_mib(&"9Ti".into()), Err(QuantityError::MemoryRange(_))));
+        assert!(matches!(
+            parse_memory_mib(&"12 parsecs".into()),
+            Err(QuantityError::MemoryUnparsable(_))
+        ));
+        assert!(matches!(
+            parse_memory_mib(&Quantity::Number(1.0)),
+            Err(QuantityError::MemoryRange(_))
+        ));
+        assert!(matches!(
+            parse_memory_mib(&"9Ti".into()),
+            Err(QuantityError::MemoryRange(_))
+        ));
         assert!(parse_memory_mib(&"".into()).is_err());
     }
 }

@@ -129,7 +129,10 @@ mod tests {
     use super::*;
 
     fn req() -> CreatePodRequest {
-        CreatePodRequest { image: "busybox".into(), ..Default::default() }
+        CreatePodRequest {
+            image: "busybox".into(),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -1,0 +1,9 @@
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open state database {0}: {1}")]
+    Open(String, #[source] rusqlite::Error),
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("state database holds invalid data: {0}")]
+    Corrupt(String),
+}

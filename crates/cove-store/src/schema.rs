@@ -1,0 +1,59 @@
+//! Schema and migrations, keyed by SQLite's `user_version`.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE images (
+    reference     TEXT PRIMARY KEY,
+    digest        TEXT NOT NULL,
+    config_digest TEXT NOT NULL,
+    manifest_json TEXT NOT NULL,
+    config_json   TEXT NOT NULL,
+    layers_json   TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE pods (
+    id            TEXT PRIMARY KEY,
+    name          TEXT,
+    deployment_id TEXT,
+    spec_json     TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE containers (
+    id                TEXT PRIMARY KEY,
+    pod_id            TEXT NOT NULL REFERENCES pods(id) ON DELETE CASCADE,
+    status            TEXT NOT NULL,
+    image             TEXT NOT NULL,
+    address           TEXT,
+    shim_pid          INTEGER,
+    exit_code         INTEGER,
+    reason            TEXT,
+    scheduled_at      INTEGER NOT NULL,
+    started_at        INTEGER,
+    ended_at          INTEGER,
+    last_active_at    INTEGER
+);
+CREATE INDEX containers_pod ON containers(pod_id);
+CREATE INDEX containers_status ON containers(status);
+CREATE TABLE events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           INTEGER NOT NULL,
+    container_id TEXT,
+    kind         TEXT NOT NULL,
+    message      TEXT NOT NULL
+);
+"#];
+
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
