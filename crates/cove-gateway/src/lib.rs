@@ -1,14 +1,34 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! `cove-gateway`: the HTTP(S) reverse proxy that serves every pod port at its own URL.
+//!
+//! A request for `http://<stub-id>-<port>.<domain>/…` (or, for clients that cannot set the
+//! `Host` header, `/pod/<stub-id>/<port>/…` on any host) is forwarded to the pod's
+//! `address:port` as recorded in the shared [`Routes`] table.
+//!
+//! Map of the crate:
+//! - [`host`]: strict parsing of `Host` headers and `/pod/` paths into (stub id, port).
+//! - [`routes`]: the route table the lifecycle fills and the proxy reads.
+//! - [`activity`]: per-target in-flight counters used for keep-warm decisions, with drop
+//!   guards that keep them exact across errors, streamed bodies and upgrades.
+//! - `proxy`: one request → one upstream request; hop-by-hop headers, `X-Forwarded-*`.
+//! - `upstream`: the pooled upstream client whose connector retries refused connections
+//!   while a pod is still binding its port.
+//! - `upgrade`: WebSocket / `Upgrade:` tunnelling.
+//! - `tls`: certificate loading or self-signed generation, rustls (ring) server config.
+//! - `server`: listeners, accept loops, graceful shutdown ([`Gateway`]).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod activity;
+mod error;
+mod headers;
+pub mod host;
+mod proxy;
+pub mod routes;
+mod server;
+mod tls;
+mod upgrade;
+mod upstream;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use activity::Activity;
+pub use error::GatewayError;
+pub use host::parse_host;
+pub use routes::{Routes, Target};
+pub use server::{Gateway, GatewayConfig};

@@ -1,0 +1,227 @@
+//! One client request → one upstream request: resolve the pod, rewrite headers, forward
+//! with streaming bodies, and turn every failure into a plain-text HTTP response.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use tracing::Instrument;
+
+use crate::activity::GuardedBody;
+use crate::headers::{set_forwarded, strip_hop_by_hop, wants_upgrade};
+use crate::host::{classify_host, parse_pod_path, HostMatch};
+use crate::routes::{Routes, Target};
+use crate::upgrade::spawn_tunnel;
+use crate::upstream::UpstreamClient;
+
+/// Body type of every response the gateway sends.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// What every connection handler shares.
+pub struct ProxyState {
+    pub routes: Routes,
+    pub domain: String,
+    pub client: UpstreamClient,
+}
+
+/// Where a request goes: the pod, its port, and the path + query to send it.
+struct Resolved {
+    id: String,
+    port: u16,
+    path: String,
+}
+
+/// The service function: never fails, errors become responses.
+pub async fn handle(
+    state: Arc<ProxyState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    proto: &'static str,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        stub = tracing::field::Empty,
+        port = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let resp = forward(state, req, peer, proto)
+        .instrument(span.clone())
+        .await;
+    span.record("status", resp.status().as_u16());
+    span.record("latency_ms", started.elapsed().as_millis() as u64);
+    span.in_scope(|| tracing::info!("proxied"));
+    Ok(resp)
+}
+
+async fn forward(
+    state: Arc<ProxyState>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    proto: &'static str,
+) -> Response<ProxyBody> {
+    // HTTP/2 clients send :authority instead of Host.
+    let host = match req.headers().get(header::HOST) {
+        Some(v) => match v.to_str() {
+            Ok(s) => Some(s.to_string()),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "malformed host header"),
+        },
+        None => req.uri().authority().map(|a| a.to_string()),
+    };
+    let resolved = match resolve(&state.domain, host.as_deref(), req.uri()) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let span = tracing::Span::current();
+    span.record("stub", resolved.id.as_str());
+    span.record("port", resolved.port);
+
+    let target = match state.routes.get(&resolved.id) {
+        Some(t) if t.ports.contains(&resolved.port) => t,
+        _ => {
+            let msg = format!("no pod {} on port {}", resolved.id, resolved.port);
+            return text(StatusCode::NOT_FOUND, &msg);
+        }
+    };
+    // Counted from here until the response body ends or the tunnel closes.
+    let guard = target.activity.start();
+
+    let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let upstream_req = match rewrite(req, &target, &resolved, host.as_deref(), peer, proto) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+
+    let mut resp = match state.client.request(upstream_req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let what = if e.is_connect() {
+                "is not reachable on port"
+            } else {
+                "failed on port"
+            };
+            let msg = format!(
+                "pod {} {what} {}: {}",
+                resolved.id,
+                resolved.port,
+                chain(&e)
+            );
+            tracing::warn!(error = %chain(&e), "upstream request failed");
+            return text(StatusCode::BAD_GATEWAY, &msg);
+        }
+    };
+
+    if let (StatusCode::SWITCHING_PROTOCOLS, Some(client_upgrade)) = (resp.status(), client_upgrade)
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        spawn_tunnel(client_upgrade, upstream_upgrade, guard);
+        let (mut parts, _) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers, true);
+        return Response::from_parts(parts, empty());
+    }
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    Response::from_parts(parts, GuardedBody::new(body, guard).boxed())
+}
+
+/// Host routing first, then the `/pod/` path form, then the right error.
+fn resolve(domain: &str, host: Option<&str>, uri: &Uri) -> Result<Resolved, Response<ProxyBody>> {
+    let matched = host.map(|h| classify_host(h, domain));
+    if let Some(HostMatch::Pod(id, port)) = matched {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        return Ok(Resolved { id, port, path });
+    }
+    match parse_pod_path(uri.path(), uri.query()) {
+        Some(Ok(p)) => {
+            return Ok(Resolved {
+                id: p.id,
+                port: p.port,
+                path: p.rest,
+            })
+        }
+        Some(Err(())) => {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "malformed pod path: expected /pod/<id>/<port>/...",
+            ))
+        }
+        None => {}
+    }
+    Err(match matched {
+        Some(HostMatch::Malformed) => text(StatusCode::BAD_REQUEST, "malformed host"),
+        None => text(StatusCode::BAD_REQUEST, "missing host"),
+        _ => text(StatusCode::NOT_FOUND, "unknown host"),
+    })
+}
+
+/// Turns the client's request into the upstream one (same body, streamed).
+fn rewrite(
+    req: Request<Incoming>,
+    target: &Target,
+    resolved: &Resolved,
+    host: Option<&str>,
+    peer: SocketAddr,
+    proto: &'static str,
+) -> Result<Request<Incoming>, Response<ProxyBody>> {
+    let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
+    let (mut parts, body) = req.into_parts();
+    let uri = format!(
+        "http://{}:{}{}",
+        target.address, resolved.port, resolved.path
+    );
+    parts.uri = match uri.parse::<Uri>() {
+        Ok(u) => u,
+        Err(_) => return Err(text(StatusCode::BAD_REQUEST, "malformed request path")),
+    };
+    parts.version = Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    if let Some(host) = host {
+        // Keep the client's Host (Jupyter and others check it); h2 clients only had
+        // :authority, so it is materialised here.
+        if let Ok(v) = HeaderValue::from_str(host) {
+            parts.headers.insert(header::HOST, v);
+        }
+        set_forwarded(&mut parts.headers, peer.ip(), proto, host);
+    }
+    Ok(Request::from_parts(parts, body))
+}
+
+/// A plain-text response; used for every error the gateway itself produces.
+pub fn text(status: StatusCode, msg: &str) -> Response<ProxyBody> {
+    let body = Full::new(Bytes::from(format!("{msg}\n")))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// An error and its sources on one line (hyper-util's top-level messages are terse).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}

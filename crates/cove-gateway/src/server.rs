@@ -1,0 +1,271 @@
+//! Listeners, accept loops and graceful shutdown.
+//!
+//! Each accepted connection runs in its own task with hyper-util's auto builder (HTTP/1.1,
+//! and HTTP/2 where TLS ALPN picks it). Slow or hostile clients are bounded per connection:
+//! a header read timeout, a header size cap and a TLS handshake timeout; a connection cap
+//! applies back-pressure on accept instead of exhausting memory or descriptors.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::GatewayError;
+use crate::proxy::{handle, ProxyState};
+use crate::routes::Routes;
+use crate::tls;
+use crate::upstream;
+
+/// Time a client gets to send a complete request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head (HTTP/1 read buffer; HTTP/2 header list).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Time a client gets to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent client connections, across both listeners.
+const MAX_CONNECTIONS: usize = 10_000;
+/// How long shutdown waits for in-flight requests before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default for [`GatewayConfig::connect_retry`].
+pub const DEFAULT_CONNECT_RETRY: Duration = Duration::from_secs(5);
+
+/// Where and how the gateway listens.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Plain HTTP listener.
+    pub listen: SocketAddr,
+    /// Optional HTTPS listener.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain; with `tls_key`, replaces the generated self-signed pair.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
+    /// The generated certificate lives in `<data_dir>/tls/`.
+    pub data_dir: PathBuf,
+    /// Pods are served at `<stub>-<port>.<domain>`.
+    pub domain: String,
+    /// How long to keep retrying a refused upstream connection (a pod still binding its
+    /// port) before answering 502.
+    pub connect_retry: Duration,
+}
+
+impl GatewayConfig {
+    /// Plain HTTP only, default retry window.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, domain: impl Into<String>) -> Self {
+        GatewayConfig {
+            listen,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            data_dir,
+            domain: domain.into(),
+            connect_retry: DEFAULT_CONNECT_RETRY,
+        }
+    }
+}
+
+/// A bound, not yet serving, gateway.
+pub struct Gateway {
+    http: TcpListener,
+    http_addr: SocketAddr,
+    tls: Option<(TcpListener, SocketAddr, TlsAcceptor)>,
+    state: Arc<ProxyState>,
+}
+
+impl Gateway {
+    /// Prepares TLS material and binds the listeners, so configuration and "address in use"
+    /// errors surface at startup.
+    pub async fn bind(cfg: GatewayConfig, routes: Routes) -> Result<Gateway, GatewayError> {
+        let tls = match cfg.tls_listen {
+            Some(addr) => {
+                let config = tls::server_config(
+                    cfg.tls_cert.as_deref(),
+                    cfg.tls_key.as_deref(),
+                    &cfg.data_dir,
+                    &cfg.domain,
+                )?;
+                let listener = bind(addr).await?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| GatewayError::Bind { addr, source })?;
+                Some((listener, local, TlsAcceptor::from(config)))
+            }
+            None => None,
+        };
+        let http = bind(cfg.listen).await?;
+        let http_addr = http.local_addr().map_err(|source| GatewayError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let state = Arc::new(ProxyState {
+            routes,
+            domain: cfg.domain.trim_end_matches('.').to_ascii_lowercase(),
+            client: upstream::client(cfg.connect_retry),
+        });
+        Ok(Gateway {
+            http,
+            http_addr,
+            tls,
+            state,
+        })
+    }
+
+    /// The plain HTTP listener's address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The HTTPS listener's address, if TLS is enabled.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|(_, addr, _)| *addr)
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, asks open connections to
+    /// finish their current request, and waits for them (bounded by a grace period).
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), GatewayError> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEADER_BYTES)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEADER_BYTES as u32);
+        let ctx = Arc::new(ConnCtx {
+            builder,
+            state: self.state,
+            limit: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        });
+        let graceful = GracefulShutdown::new();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tracing::info!(http = %self.http_addr, tls = ?self.tls.as_ref().map(|t| t.1), "gateway listening");
+
+        let http_loop = accept_loop(self.http, None, &ctx, &graceful, stop_rx.clone());
+        let tls_loop = async {
+            if let Some((listener, _, acceptor)) = self.tls {
+                accept_loop(listener, Some(acceptor), &ctx, &graceful, stop_rx).await;
+            }
+        };
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        tokio::join!(http_loop, tls_loop, signal);
+
+        tracing::info!("gateway shutting down");
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("gateway shutdown grace period elapsed with connections open");
+        }
+        Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })
+}
+
+/// Everything a connection task needs.
+struct ConnCtx {
+    builder: auto::Builder<TokioExecutor>,
+    state: Arc<ProxyState>,
+    limit: Arc<Semaphore>,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    ctx: &Arc<ConnCtx>,
+    graceful: &GracefulShutdown,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => return,
+            p = Arc::clone(&ctx.limit).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning; never stop serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx2 = Arc::clone(ctx);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            serve_conn(stream, peer, tls, ctx2, watcher).await;
+        });
+    }
+}
+
+async fn serve_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<ConnCtx>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let state = Arc::clone(&ctx.state);
+    let proto = if tls.is_some() { "https" } else { "http" };
+    let svc = service_fn(move |req| handle(Arc::clone(&state), req, peer, proto));
+    let result = match tls {
+        None => {
+            let conn = ctx
+                .builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            watcher.watch(conn.into_owned()).await
+        }
+        Some(acceptor) => {
+            let tls_stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "tls handshake timed out");
+                        return;
+                    }
+                };
+            let conn = ctx
+                .builder
+                .serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
+            watcher.watch(conn.into_owned()).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with error");
+    }
+}
