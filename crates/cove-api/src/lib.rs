@@ -1,14 +1,70 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The daemon's HTTP/JSON API (axum). Handlers are thin: they decode the
+//! request, call the lifecycle, and encode the answer. Errors become HTTP
+//! statuses in one place ([`error`]); the OpenAPI document is generated from
+//! the handlers and the `cove-types` wire types ([`openapi`]).
+
+mod auth;
+mod error;
+pub mod openapi;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use cove_lifecycle::Lifecycle;
+use cove_types::DaemonInfo;
+use tokio::net::TcpListener;
+use tracing::{info, Instrument};
+
+pub use error::ApiError;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub lifecycle: Lifecycle,
+    pub token: Arc<String>,
+    pub info: Arc<DaemonInfo>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The whole API as a router.
+pub fn router(state: AppState) -> Router {
+    let authed = routes::router()
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .merge(authed)
+        .merge(routes::public_router())
+        .layer(middleware::from_fn(trace_request))
+        .with_state(state)
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Binds the API listener now, so a busy port is reported at startup.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves the API until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// One span per request, with its method, path, status and latency.
+async fn trace_request(req: Request, next: Next) -> Response {
+    let span = tracing::info_span!("api", method = %req.method(), path = %req.uri().path());
+    async move {
+        let start = Instant::now();
+        let resp = next.run(req).await;
+        info!(status = resp.status().as_u16(), ms = start.elapsed().as_millis() as u64, "request");
+        resp
     }
+    .instrument(span)
+    .await
 }

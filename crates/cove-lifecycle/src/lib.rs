@@ -1,14 +1,145 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Pods and containers: creating them from an image, watching them, stopping
+//! them when asked or when idle, and finding them again after a daemon restart.
+//!
+//! The lifecycle is the one owner of container state. It drives the other
+//! parts in one direction: `image` gives a root filesystem, `network` an
+//! address, `runtime` a running process; the gateway's route table is updated
+//! last, so a URL only answers for a container that is up.
+//!
+//! - [`create`]: validate, resolve the image, mount + attach + start, roll back on failure.
+//! - [`finish`]: stop, exit watching, and the one cleanup path every ending takes.
+//! - [`reconcile`]: re-adopt or clean up after a restart.
+//! - [`keepwarm`]: the idle timer.
+//! - [`logs`], [`images`], [`view`]: reading logs, image operations, API views.
+
+mod create;
+mod error;
+mod finish;
+mod images;
+mod keepwarm;
+mod logs;
+mod reconcile;
+mod view;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cove_gateway::{Activity, Routes};
+use cove_image::ImageStore;
+use cove_network::Network;
+use cove_runtime::Runtime;
+use cove_store::Store;
+use tokio::sync::watch;
+
+pub use error::LifecycleError;
+pub use keepwarm::idle_deadline_passed;
+
+/// How the lifecycle is set up; fixed for the daemon's life.
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    pub data_dir: PathBuf,
+    /// Pods' URLs are `<scheme>://<stub>-<port>.<domain><port suffix>`.
+    pub domain: String,
+    pub url_scheme: String,
+    /// The gateway's port as it appears in URLs (`None` for the scheme default).
+    pub url_port: Option<u16>,
+    /// cgroup parent directory for this daemon's containers, e.g. `cove-1a2b3c4d`.
+    pub cgroup_parent: String,
+    /// Time between SIGTERM and SIGKILL when stopping.
+    pub stop_grace: Duration,
+    pub pids_limit: i64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The daemon's pods and containers. Cheap to clone.
+#[derive(Clone)]
+pub struct Lifecycle {
+    inner: Arc<Inner>,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+struct Inner {
+    cfg: LifecycleConfig,
+    store: Store,
+    images: ImageStore,
+    network: Network,
+    runtime: Arc<dyn Runtime>,
+    routes: Routes,
+    /// Containers whose processes may exist, by container id.
+    live: Mutex<HashMap<String, Live>>,
+}
+
+/// What the lifecycle keeps in memory about a live container.
+#[derive(Clone)]
+struct Live {
+    pod_id: String,
+    address: Ipv4Addr,
+    keep_warm_seconds: i64,
+    /// Start of the idle clock before any connection: the start time, or the
+    /// last connection's end persisted before a restart.
+    idle_since_ms: i64,
+    activity: Arc<Activity>,
+    /// Flips to true once the container has ended and been cleaned up.
+    done: watch::Receiver<bool>,
+}
+
+impl Lifecycle {
+    pub fn new(
+        cfg: LifecycleConfig,
+        store: Store,
+        images: ImageStore,
+        network: Network,
+        runtime: Arc<dyn Runtime>,
+        routes: Routes,
+    ) -> Lifecycle {
+        Lifecycle {
+            inner: Arc::new(Inner {
+                cfg,
+                store,
+                images,
+                network,
+                runtime,
+                routes,
+                live: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &LifecycleConfig {
+        &self.inner.cfg
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn runtime_name(&self) -> &'static str {
+        self.inner.runtime.name()
+    }
+
+    /// Number of containers whose processes may exist.
+    pub fn live_count(&self) -> usize {
+        self.live().len()
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        // Never held across an await; a poisoned map is still consistent.
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.inner.cfg.data_dir.join("containers").join(id)
+    }
+
+    /// Removes the daemon's network when no container is left (on shutdown).
+    pub async fn shutdown(&self) {
+        if self.live_count() == 0 {
+            if let Err(e) = self.inner.network.teardown().await {
+                tracing::warn!(error = %e, "network teardown failed");
+            }
+        } else {
+            tracing::info!(live = self.live_count(), "leaving containers running across the restart");
+        }
     }
 }

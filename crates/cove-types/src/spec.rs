@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::{parse_cpu_millis, parse_memory_mib, CreatePodRequest, QuantityError};
 use crate::{DEFAULT_CPU_MILLIS, DEFAULT_KEEP_WARM_SECONDS, DEFAULT_MEMORY_MIB};
 
 /// A pod request whose every field has been checked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidPodSpec {
     pub image: String,
     pub ports: Vec<u16>,

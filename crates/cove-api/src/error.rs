@@ -1,0 +1,70 @@
+//! The one mapping from errors to HTTP statuses and `{"error": "..."}` bodies.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cove_image::ImageError;
+use cove_lifecycle::LifecycleError;
+use cove_types::ErrorBody;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+fn image_status(e: &ImageError) -> StatusCode {
+    match e {
+        ImageError::InvalidReference(..)
+        | ImageError::Unauthorized(..)
+        | ImageError::RegistryUnreachable { .. }
+        | ImageError::Unsupported(..)
+        | ImageError::Unsafe(..) => StatusCode::BAD_REQUEST,
+        ImageError::NotFound(..) => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        let status = match &e {
+            LifecycleError::Invalid(_) | LifecycleError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            LifecycleError::ContainerNotFound(_) => StatusCode::NOT_FOUND,
+            LifecycleError::Conflict(_) => StatusCode::CONFLICT,
+            LifecycleError::Image(ie) => image_status(ie),
+            LifecycleError::Network(_)
+            | LifecycleError::Runtime(_)
+            | LifecycleError::Store(_)
+            | LifecycleError::Io(..)
+            | LifecycleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+        }
+        // One line: the client prints it as is.
+        let message = e.to_string().replace('\n', " ");
+        ApiError { status, message }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::new(r.status(), format!("invalid request body: {}", r.body_text().replace('\n', " ")))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(ErrorBody { error: self.message })).into_response()
+    }
+}

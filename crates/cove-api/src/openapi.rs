@@ -1,0 +1,37 @@
+//! The OpenAPI document, generated from the handlers and wire types.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cove API", description = "Launch pods, serve their ports, manage images."),
+    paths(
+        routes::info, routes::health, routes::openapi_json, routes::create_pod,
+        routes::list_containers, routes::get_container, routes::stop_container,
+        routes::container_logs, routes::exec_container,
+        routes::list_images, routes::pull_image, routes::remove_image, routes::import_image,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API's OpenAPI 3 document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,79 @@
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use cove_types::{ErrorBody, ImageInfo, PullRequest};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tracing::{info, instrument};
+
+use crate::{ApiError, AppState};
+
+#[utoipa::path(get, path = "/v1/images", responses((status = 200, body = Vec<ImageInfo>)))]
+pub async fn list_images(State(state): State<AppState>) -> Result<Json<Vec<ImageInfo>>, ApiError> {
+    Ok(Json(state.lifecycle.list_images()?))
+}
+
+/// Pull an image from its registry.
+#[utoipa::path(post, path = "/v1/images/pull", request_body = PullRequest, responses(
+    (status = 200, body = ImageInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[instrument(skip_all)]
+pub async fn pull_image(
+    State(state): State<AppState>,
+    body: Result<Json<PullRequest>, JsonRejection>,
+) -> Result<Json<ImageInfo>, ApiError> {
+    let Json(req) = body?;
+    let progress = |msg: String| info!(%msg, "pull progress");
+    Ok(Json(state.lifecycle.pull_image(&req.reference, req.auth.as_ref(), &progress).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ReferenceQuery {
+    pub reference: Option<String>,
+}
+
+/// Remove an image (refused while a running container uses it).
+#[utoipa::path(delete, path = "/v1/images", params(ReferenceQuery), responses(
+    (status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn remove_image(
+    State(state): State<AppState>,
+    Query(q): Query<ReferenceQuery>,
+) -> Result<StatusCode, ApiError> {
+    let reference = q.reference.ok_or_else(|| ApiError::bad_request("missing ?reference="))?;
+    state.lifecycle.remove_image(&reference)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Import images from a tar body: an OCI archive (a tarred image layout) or a
+/// docker-archive (`docker save`).
+#[utoipa::path(post, path = "/v1/images/import", params(ReferenceQuery),
+    request_body(content = String, content_type = "application/x-tar"),
+    responses((status = 200, body = Vec<ImageInfo>), (status = 400, body = ErrorBody)))]
+#[instrument(skip_all)]
+pub async fn import_image(
+    State(state): State<AppState>,
+    Query(q): Query<ReferenceQuery>,
+    body: Body,
+) -> Result<Json<Vec<ImageInfo>>, ApiError> {
+    let tmp_dir = state.lifecycle.config().data_dir.join("tmp");
+    let internal = |what: &str, e: std::io::Error| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
+    };
+    tokio::fs::create_dir_all(&tmp_dir).await.map_err(|e| internal("creating tmp dir", e))?;
+    let path = tmp_dir.join(format!("import-{}.tar", uuid::Uuid::new_v4()));
+    let result = async {
+        let mut file = tokio::fs::File::create(&path).await.map_err(|e| internal("creating upload file", e))?;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading upload: {e}")))?;
+            file.write_all(&chunk).await.map_err(|e| internal("writing upload", e))?;
+        }
+        file.flush().await.map_err(|e| internal("writing upload", e))?;
+        Ok::<_, ApiError>(state.lifecycle.import_image(&path, q.reference.as_deref()).await?)
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&path).await;
+    Ok(Json(result?))
+}

@@ -1,0 +1,84 @@
+//! Image operations, and `exec` in a running container: thin passes to the
+//! image store and runtime with the lifecycle's own checks.
+
+use std::path::Path;
+
+use cove_types::{ExecRequest, ExecResponse, ImageInfo, RegistryAuth};
+
+use crate::{Lifecycle, LifecycleError};
+
+impl Lifecycle {
+    pub async fn pull_image(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<ImageInfo, LifecycleError> {
+        let image = self.inner.images.pull(reference, auth, progress).await?;
+        self.image_info(&image.reference)
+    }
+
+    pub fn list_images(&self) -> Result<Vec<ImageInfo>, LifecycleError> {
+        Ok(self.inner.images.list()?)
+    }
+
+    /// Removes an image; refused while a live container uses it.
+    pub fn remove_image(&self, reference: &str) -> Result<(), LifecycleError> {
+        let normalized = cove_image::ImageStore::normalize(reference)?;
+        let live = self.inner.store.live_containers()?;
+        if let Some(c) = live.iter().find(|c| c.image == normalized) {
+            return Err(LifecycleError::Conflict(format!(
+                "image {normalized} is used by running container {}",
+                c.id
+            )));
+        }
+        // Layers of live containers' images stay, whatever image they came from.
+        let mut used: Vec<String> = Vec::new();
+        for c in &live {
+            if let Ok(Some(img)) = self.inner.images.get(&c.image) {
+                used.extend(img.layers);
+            }
+        }
+        self.inner.images.remove(&normalized, &|layer| used.iter().any(|u| u == layer))?;
+        Ok(())
+    }
+
+    /// Imports an OCI layout or archive, or a docker-archive tar.
+    pub async fn import_image(
+        &self,
+        path: &Path,
+        reference: Option<&str>,
+    ) -> Result<Vec<ImageInfo>, LifecycleError> {
+        let images = self.inner.images.import(path, reference).await?;
+        images.iter().map(|i| self.image_info(&i.reference)).collect()
+    }
+
+    fn image_info(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
+        self.inner
+            .images
+            .list()?
+            .into_iter()
+            .find(|i| i.reference == reference)
+            .ok_or_else(|| LifecycleError::Internal(format!("image {reference} vanished after it was stored")))
+    }
+
+    /// Runs a command in a running container and collects its output.
+    pub async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecResponse, LifecycleError> {
+        if req.cmd.is_empty() || req.cmd[0].is_empty() {
+            return Err(LifecycleError::BadRequest("exec needs a command".into()));
+        }
+        if self.inner.store.get_container(id)?.is_none() {
+            return Err(LifecycleError::ContainerNotFound(id.to_string()));
+        }
+        if !self.live().contains_key(id) {
+            return Err(LifecycleError::Conflict(format!("container {id} is not running")));
+        }
+        let env: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let out = self.inner.runtime.exec(id, &req.cmd, &env, req.workdir.as_deref()).await?;
+        Ok(ExecResponse {
+            exit_code: out.exit_code,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}

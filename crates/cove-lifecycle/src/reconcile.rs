@@ -1,0 +1,104 @@
+//! After a daemon (re)start: re-adopt containers that kept running, record
+//! the ones that ended meanwhile, and remove anything the state doesn't know.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use cove_types::{ContainerStatus, ValidPodSpec};
+use tracing::{info, instrument, warn};
+
+use crate::{Lifecycle, LifecycleError};
+
+impl Lifecycle {
+    /// Brings memory, the runtime, the network and the mounts in line with the store.
+    #[instrument(skip(self))]
+    pub async fn reconcile(&self) -> Result<(), LifecycleError> {
+        let rows = self.inner.store.live_containers()?;
+        let mut known: HashSet<String> = HashSet::new();
+        for row in rows {
+            known.insert(row.id.clone());
+            let status = ContainerStatus::parse(&row.status);
+            let alive = row
+                .shim_pid
+                .is_some_and(|pid| cove_runtime::shim_is_alive(pid, &row.id));
+            let address = row.address.as_deref().and_then(|a| a.parse::<Ipv4Addr>().ok());
+            match (status, alive, row.shim_pid, address) {
+                (Some(ContainerStatus::Running | ContainerStatus::Stopping), true, Some(pid), Some(addr)) => {
+                    let Some(pod) = self.inner.store.get_pod(&row.pod_id)? else { continue };
+                    let spec: ValidPodSpec = match serde_json::from_str(&pod.spec_json) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            warn!(container = %row.id, error = %e, "unreadable spec; stopping it");
+                            self.finish(&row.id, Err(format!("unreadable spec: {e}"))).await;
+                            continue;
+                        }
+                    };
+                    if let Err(e) = self.inner.network.restore(&row.id, addr).await {
+                        warn!(container = %row.id, error = %e, "network lost; stopping it");
+                    }
+                    let idle_since = row.last_active_at.unwrap_or(0).max(row.started_at.unwrap_or(0));
+                    self.adopt(&row.id, &row.pod_id, addr, &spec, idle_since, pid);
+                    info!(container = %row.id, "re-adopted running container");
+                    if status == Some(ContainerStatus::Stopping) {
+                        let this = self.clone();
+                        let id = row.id.clone();
+                        tokio::spawn(async move {
+                            let reason = "stopped by user";
+                            if let Err(e) = this.stop(&id, reason).await {
+                                warn!(container = %id, error = %e, "finishing an interrupted stop failed");
+                            }
+                        });
+                    }
+                }
+                _ => {
+                    // Ended while the daemon was away, or never finished starting.
+                    let exit = match cove_runtime::read_exit_file(&self.container_dir(&row.id)) {
+                        Some(s) => Ok(s),
+                        None if status == Some(ContainerStatus::Pending) => {
+                            Err("the daemon stopped while creating it".to_string())
+                        }
+                        None => Err("it ended while the daemon was down and its exit status is unknown".to_string()),
+                    };
+                    if alive {
+                        // A pending container whose start raced the daemon's death.
+                        let _ = self.inner.runtime.stop(&row.id, self.inner.cfg.stop_grace).await;
+                    }
+                    self.finish(&row.id, exit).await;
+                }
+            }
+        }
+        self.remove_strays(&known).await;
+        Ok(())
+    }
+
+    /// Removes runtime containers, network attachments and mounts that no
+    /// live container owns.
+    async fn remove_strays(&self, known: &HashSet<String>) {
+        match self.inner.runtime.list().await {
+            Ok(ids) => {
+                for id in ids.into_iter().filter(|id| !known.contains(id)) {
+                    warn!(container = %id, "removing a runtime container the state doesn't know");
+                    let _ = self.inner.runtime.stop(&id, std::time::Duration::from_secs(1)).await;
+                    self.release_resources(&id).await;
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot list runtime containers"),
+        }
+        for id in self.inner.network.list_attached().await {
+            if !known.contains(&id) {
+                warn!(container = %id, "removing a stray network attachment");
+                let _ = self.inner.network.detach(&id).await;
+            }
+        }
+        let dir = self.inner.cfg.data_dir.join("containers");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if !known.contains(&id) && e.path().join("rootfs").exists() {
+                    let path = e.path();
+                    let _ = tokio::task::spawn_blocking(move || cove_image::ImageStore::unmount_rootfs(&path)).await;
+                }
+            }
+        }
+    }
+}

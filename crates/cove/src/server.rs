@@ -1,0 +1,201 @@
+//! `cove server`: wires the daemon's parts together and runs them until a
+//! signal. Containers keep running when the daemon stops; the next start
+//! re-adopts them.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use cove_api::AppState;
+use cove_gateway::{Gateway, GatewayConfig, Routes};
+use cove_image::ImageStore;
+use cove_lifecycle::{Lifecycle, LifecycleConfig};
+use cove_network::{NetConfig, Network};
+use cove_store::Store;
+use cove_types::DaemonInfo;
+use ipnet::Ipv4Net;
+use nix::fcntl::{Flock, FlockArg};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::info;
+
+/// Daemon settings; each flag can also come from `COVE_<FLAG>`.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Where state, images, logs and the API token live.
+    #[arg(long, env = "COVE_DATA_DIR", default_value = "/var/lib/cove")]
+    data_dir: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, env = "COVE_API_LISTEN", default_value = "127.0.0.1:7310")]
+    api_listen: SocketAddr,
+    /// Address of the HTTP gateway that serves pods' ports.
+    #[arg(long, env = "COVE_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    gateway_listen: SocketAddr,
+    /// Address of the HTTPS gateway (off unless set).
+    #[arg(long, env = "COVE_GATEWAY_TLS_LISTEN")]
+    gateway_tls_listen: Option<SocketAddr>,
+    /// PEM certificate for the HTTPS gateway; a self-signed one for *.<domain> is made if absent.
+    #[arg(long, env = "COVE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "COVE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Pods are served at <id>-<port>.<domain>.
+    #[arg(long, env = "COVE_DOMAIN", default_value = "localhost")]
+    domain: String,
+    /// The pods' bridge network (IPv4 CIDR).
+    #[arg(long, env = "COVE_SUBNET", default_value = "10.88.0.0/16")]
+    subnet: Ipv4Net,
+    /// Seconds between SIGTERM and SIGKILL when stopping a container.
+    #[arg(long, env = "COVE_STOP_GRACE_SECONDS", default_value_t = 10)]
+    stop_grace_seconds: u64,
+    /// Registries reached over plain HTTP (loopback ones always are), comma-separated.
+    #[arg(long, env = "COVE_INSECURE_REGISTRIES", value_delimiter = ',')]
+    insecure_registries: Vec<String>,
+}
+
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let data_dir = &args.data_dir;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let _lock = lock_data_dir(data_dir)?;
+    let token = load_or_create_token(&data_dir.join("token"))?;
+    let store = Store::open(&data_dir.join("state.db"))?;
+    let images = ImageStore::open(data_dir, store.clone())?;
+    images.set_insecure_registries(args.insecure_registries.clone());
+    let network = Network::setup(NetConfig { subnet: args.subnet, data_dir: data_dir.clone() })
+        .await
+        .with_context(|| format!("setting up the pod network {}", args.subnet))?;
+    let shim = std::env::current_exe().context("finding the cove binary for the shim")?;
+    let runtime = Arc::new(cove_runtime::Runc::new(data_dir.join("runc"), shim));
+    let routes = Routes::default();
+    let gateway = Gateway::bind(
+        GatewayConfig {
+            listen: args.gateway_listen,
+            tls_listen: args.gateway_tls_listen,
+            tls_cert: args.tls_cert.clone(),
+            tls_key: args.tls_key.clone(),
+            data_dir: data_dir.clone(),
+            domain: args.domain.clone(),
+            ..GatewayConfig::default()
+        },
+        routes.clone(),
+    )
+    .await?;
+    let api_listener = cove_api::bind(args.api_listen)
+        .await
+        .with_context(|| format!("cannot listen for the API on {}", args.api_listen))?;
+    let gw_addr = gateway.local_addr();
+    let info = DaemonInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        domain: args.domain.clone(),
+        gateway_url: format!("http://{gw_addr}"),
+        gateway_tls_url: gateway.tls_local_addr().map(|a| format!("https://{a}")),
+        runtime: "runc".to_string(),
+    };
+    let lifecycle = Lifecycle::new(
+        LifecycleConfig {
+            data_dir: data_dir.clone(),
+            domain: args.domain.clone(),
+            url_scheme: "http".into(),
+            url_port: (gw_addr.port() != 80).then_some(gw_addr.port()),
+            cgroup_parent: format!("cove-{}", short_hash(&data_dir.to_string_lossy())),
+            stop_grace: Duration::from_secs(args.stop_grace_seconds),
+            pids_limit: 4096,
+        },
+        store,
+        images,
+        network,
+        runtime,
+        routes,
+    );
+    lifecycle.reconcile().await.context("reconciling state after start")?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let until_stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let keep_warm = tokio::spawn({
+        let l = lifecycle.clone();
+        async move { l.run_keep_warm().await }
+    });
+    let gw_task = tokio::spawn(gateway.serve(until_stop(stop_rx.clone())));
+    let state = AppState { lifecycle: lifecycle.clone(), token: Arc::new(token), info: Arc::new(info) };
+    let api_task = tokio::spawn(cove_api::serve(api_listener, state, until_stop(stop_rx.clone())));
+    info!(api = %args.api_listen, gateway = %gw_addr, data_dir = %data_dir.display(), "cove daemon ready");
+
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+    let _ = stop_tx.send(true);
+    keep_warm.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), gw_task).await;
+    lifecycle.shutdown().await;
+    Ok(())
+}
+
+/// Takes the data dir's lock for the daemon's life: two daemons on one data
+/// dir would corrupt each other's state.
+fn lock_data_dir(dir: &Path) -> Result<Flock<std::fs::File>> {
+    let path = dir.join("daemon.lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut holder = String::new();
+    let _ = file.read_to_string(&mut holder);
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+            "another cove daemon (pid {}) is already using data dir {}",
+            holder.trim(),
+            dir.display()
+        ),
+        Err((_, e)) => bail!("cannot lock {}: {e}", path.display()),
+    };
+    lock.set_len(0)?;
+    write!(&mut *lock, "{}", std::process::id())?;
+    Ok(lock)
+}
+
+/// The API token: made once (random, mode 0600), then reused.
+fn load_or_create_token(path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let token = format!("cove_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(token)
+}
+
+/// 8 hex digits naming this daemon's cgroups.
+fn short_hash(s: &str) -> String {
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let h = s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    format!("{:08x}", h as u32)
+}
