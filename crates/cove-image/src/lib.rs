@@ -1,14 +1,39 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Container images for Cove: pull from OCI registries, import archives, unpack
+//! layers safely, and mount overlay root filesystems.
+//!
+//! * [`reference`] — reference parsing and the canonical form (DB key).
+//! * [`pull`] — the registry client (oci-client) and the pull flow.
+//! * `blobs` — content-addressed blob store with verified writes.
+//! * `unpack`, `whiteout` — the hostile-layer boundary: our own tar entry loop.
+//! * `overlay` — mounting/unmounting container root filesystems.
+//! * `import` — OCI layouts, OCI archives and docker-archive tars.
+//! * `store` — [`ImageStore`]: the `images` table, GC.
+//!
+//! On disk (`<data_dir>/images`): `blobs/sha256/<hex>`, `l/<12 hex of diff_id>`
+//! (unpacked layers; short for the overlay option limit), `tmp/` (in-flight
+//! downloads/unpacks, wiped on open), `empty/` (the lower of zero-layer images).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod blobs;
+mod config;
+mod error;
+mod import;
+mod manifest;
+mod overlay;
+pub mod pull;
+pub mod reference;
+mod store;
+mod unpack;
+mod whiteout;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+pub use config::ImageConfig;
+pub use error::ImageError;
+pub use store::{Image, ImageStore, ImageStoreOptions};
+
+/// Unpacks an uncompressed layer tar into `dest` with every safety check the
+/// pull path uses. Exposed for tests and tools.
+pub fn unpack_layer_tar(
+    reader: impl std::io::Read,
+    dest: &std::path::Path,
+) -> Result<(), ImageError> {
+    unpack::unpack_tar(reader, dest)
 }
