@@ -1,14 +1,122 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! `cove-runtime`: runs one container through an OCI runtime (runc today, gVisor's runsc later).
+//!
+//! Map of the crate:
+//! - [`spec`]: builds the OCI `config.json` (namespaces, caps, mounts, cgroup limits, rlimits) from a
+//!   [`ContainerConfig`]; [`user`] resolves the image's `User` inside the rootfs; [`etc_files`] writes
+//!   the generated `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname` that are bind-mounted in.
+//! - [`Runtime`]: the object-safe seam the lifecycle crate drives (`Arc<dyn Runtime>`); [`Runc`] is
+//!   the runc implementation (`runc_cmd` wraps the runc CLI and its JSON log).
+//! - [`shim_main`]: the tiny per-container "shim" process (`cove shim ...`). It runs `runc run -d`,
+//!   becomes the subreaper of the container's init, records the exit status and OOM kills in
+//!   `<dir>/exit.json` and exits. Containers therefore outlive the daemon.
+//! - [`exit`]: [`ExitStatus`], the exit file, and [`wait_exit`] which waits on a shim that need not
+//!   be our child (pidfd), so a restarted daemon can pick up running containers from `dir`.
+//! - `cgroup`: host cgroup version detection, OOM counters and leftover-cgroup cleanup.
+//!
+//! Files the runtime keeps in the per-container `dir`: `config.json`, `etc/`, `runc.log`,
+//! `shim.pid`, `init.pid`, `exit.json`.
+
+mod cgroup;
+mod error;
+pub mod etc_files;
+pub mod exit;
+mod runc;
+mod runc_cmd;
+mod shim;
+pub mod spec;
+pub mod user;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use error::RuntimeError;
+pub use exit::{read_exit_file, shim_is_alive, wait_exit, ExitStatus};
+pub use runc::Runc;
+pub use shim::shim_main;
+pub use cgroup::leftover_dirs;
+pub use spec::host_nofile_hard_limit;
+
+/// Everything needed to start one container. Built by the lifecycle crate.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// Container id, also the runc container id (e.g. `pod-<uuid>-<8hex>`).
+    pub id: String,
+    /// Per-container directory owned by the daemon: bundle, runc log, exit file, etc files.
+    pub dir: PathBuf,
+    /// An already-mounted root filesystem.
+    pub rootfs: PathBuf,
+    /// Resolved entrypoint + cmd; must be non-empty.
+    pub args: Vec<String>,
+    /// `K=V` entries, already merged; `PATH`, `HOSTNAME` and `HOME` are added when missing.
+    pub env: Vec<String>,
+    /// Working directory inside the container; `/` if empty.
+    pub cwd: String,
+    /// Image config `User` (`""`, `1000`, `1000:1000`, `name`, `name:group`); `None` = root.
+    pub user: Option<String>,
+    pub hostname: String,
+    /// Path of a pre-made network namespace; `None` = a new, empty netns.
+    pub netns: Option<PathBuf>,
+    /// CPU limit in millicores (0 = unlimited).
+    pub cpu_millis: u64,
+    /// Memory limit in MiB (0 = unlimited); swap is disabled where the host supports it.
+    pub memory_mib: u64,
+    /// Max number of pids (<= 0 = unlimited).
+    pub pids_limit: i64,
+    /// Container stdout+stderr are appended here by the container itself.
+    pub log_path: PathBuf,
+    /// Parent cgroup name, e.g. `cove-<tag>`; the container's cgroup is `/<parent>/<id>`.
+    pub cgroup_parent: String,
+    /// Nameservers for the generated `/etc/resolv.conf`.
+    pub dns: Vec<String>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl ContainerConfig {
+    /// The OCI `cgroupsPath` for this container.
+    pub fn cgroups_path(&self) -> String {
+        format!("/{}/{}", self.cgroup_parent.trim_matches('/'), self.id)
     }
+}
+
+/// A started container: the shim (not the daemon's child) and the container's init pid (host view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    pub shim_pid: i32,
+    pub init_pid: i32,
+}
+
+/// Result of [`Runtime::exec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// A boxed, `Send` future: keeps [`Runtime`] object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The OCI runtime seam. Object-safe: use it as `Arc<dyn Runtime>`.
+pub trait Runtime: Send + Sync {
+    /// Short name, e.g. `"runc"`.
+    fn name(&self) -> &'static str;
+    /// Writes the bundle, spawns the shim and returns once the container's init runs (or the error).
+    /// On error nothing is left behind (runc container and cgroups are deleted).
+    fn start<'a>(&'a self, cfg: &'a ContainerConfig) -> BoxFuture<'a, Result<Started, RuntimeError>>;
+    /// SIGTERM to init, SIGKILL to every process after `grace`; returns when init is dead.
+    /// Ok if the container is unknown or already stopped.
+    fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    /// Runs a process in the running container (as the container's user), collecting its output.
+    fn exec<'a>(
+        &'a self,
+        id: &'a str,
+        args: &'a [String],
+        env: &'a [String],
+        cwd: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ExecOutput, RuntimeError>>;
+    /// Force-deletes the container and its cgroups. Ok if unknown.
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    /// Ids of the containers this runtime root knows (for reconciliation after a restart).
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>>;
 }

@@ -1,0 +1,191 @@
+//! The per-container shim: `cove shim <id> <dir> <runc> <runc-root> <log-path> <oom-counter-file>`.
+//!
+//! Lifecycle: the daemon spawns it with stdout as a pipe; it forks (the parent exits at once,
+//! so the shim is re-parented away from the daemon and survives it), starts a new session,
+//! becomes a child subreaper and runs `runc run -d` with the container log file as stdout/stderr
+//! (in detached non-tty mode runc hands these fds to the container: the container writes its own
+//! log). It reports `started <init_pid> <shim_pid>` or `error <runc's message>` on the pipe, then
+//! reaps children until the container's init exits, records the status (plus the cgroup's OOM
+//! kill counter, read before runc deletes the cgroup) in `<dir>/exit.json` and exits.
+//!
+//! Runs before any async runtime starts: std + nix/libc only, a handful of allocations.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::errno::Errno;
+use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, setsid, ForkResult, Pid};
+
+use crate::exit::{read_pid_file, write_exit_file, ExitStatus, INIT_PID_FILE, SHIM_PID_FILE};
+use crate::{cgroup, runc_cmd};
+
+struct ShimArgs<'a> {
+    id: &'a str,
+    dir: &'a Path,
+    runc: &'a str,
+    root: &'a str,
+    log_path: &'a Path,
+    oom_file: &'a Path,
+}
+
+/// Entry point of `cove shim ...`; `args` are the arguments after `shim`. Returns the exit code.
+/// Must be called before any threads (tokio) are started: it forks.
+pub fn shim_main(args: &[String]) -> i32 {
+    let [id, dir, runc, root, log_path, oom_file] = args else {
+        eprintln!("usage: cove shim <id> <dir> <runc> <runc-root> <log-path> <oom-counter-file>");
+        return 2;
+    };
+    let a = ShimArgs {
+        id,
+        dir: Path::new(dir),
+        runc,
+        root,
+        log_path: Path::new(log_path),
+        oom_file: Path::new(oom_file),
+    };
+    // Why fork: the daemon spawned us as its child. Letting that child exit right away re-parents
+    // the real shim to init (or the nearest subreaper), so the daemon never has to reap it and
+    // waits for it the same way before and after a daemon restart (pidfd + exit.json).
+    // SAFETY: called before any other thread exists (see the doc above), so fork is sound.
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => return 0,
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            report(&format!("error cannot fork the shim: {e}"));
+            return 1;
+        }
+    }
+    // New session: no controlling terminal, no signals from the daemon's process group.
+    let _ = setsid();
+    // SAFETY: installing SIG_IGN has no handler code that could run unsafely.
+    unsafe {
+        // The daemon may die while we write to the pipe; keep running.
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigIgn);
+        let _ = signal(Signal::SIGHUP, SigHandler::SigIgn);
+    }
+    // Subreaper: when `runc run -d` exits, the container's init becomes our child.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        report(&format!("error cannot become subreaper: {e}"));
+        return 1;
+    }
+    let _ = std::env::set_current_dir("/");
+    run(&a)
+}
+
+fn run(a: &ShimArgs) -> i32 {
+    let shim_pid = std::process::id() as i32;
+    if let Err(e) = std::fs::write(a.dir.join(SHIM_PID_FILE), shim_pid.to_string()) {
+        report(&format!("error cannot write shim.pid: {e}"));
+        return 1;
+    }
+    let log = match OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(a.log_path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            report(&format!("error cannot open log {}: {e}", a.log_path.display()));
+            return 1;
+        }
+    };
+    let runc_log = a.dir.join("runc.log");
+    let pid_file = a.dir.join(INIT_PID_FILE);
+    let log2 = match log.try_clone() {
+        Ok(f) => f,
+        Err(e) => {
+            report(&format!("error cannot dup log fd: {e}"));
+            return 1;
+        }
+    };
+    let status = Command::new(a.runc)
+        .arg("--root")
+        .arg(a.root)
+        .arg("--log")
+        .arg(&runc_log)
+        .args(["--log-format", "json", "run", "-d", "--pid-file"])
+        .arg(&pid_file)
+        .arg("--bundle")
+        .arg(a.dir)
+        .arg(a.id)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .status();
+    let failure = match status {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(runc_cmd::last_error(&runc_log).unwrap_or_else(|| format!("runc run exited with {s}"))),
+        Err(e) => Some(format!("cannot execute {}: {e}", a.runc)),
+    };
+    if let Some(msg) = failure {
+        report(&format!("error {}", msg.replace('\n', " ")));
+        return 1;
+    }
+    let Some(init_pid) = read_pid_file(&pid_file) else {
+        report("error runc did not write the init pid file");
+        return 1;
+    };
+    report(&format!("started {init_pid} {shim_pid}"));
+    detach_stdio();
+
+    let status = reap_until(init_pid);
+    let oom_killed = cgroup::read_oom_kills(a.oom_file) > 0;
+    let status = ExitStatus { oom_killed, ..status };
+    if write_exit_file(a.dir, &status).is_err() {
+        return 1;
+    }
+    0
+}
+
+/// Reaps every child until `init_pid` has exited; returns its status.
+fn reap_until(init_pid: i32) -> ExitStatus {
+    let init = Pid::from_raw(init_pid);
+    // If init was never re-parented to us (should not happen), its status is unknown: 255.
+    let mut status = ExitStatus { code: 255, signal: None, oom_killed: false };
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == init => {
+                status.code = code;
+                break;
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => {
+                status.code = 128 + sig as i32;
+                status.signal = Some(sig as i32);
+                break;
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => break, // ECHILD: nothing left to wait for.
+        }
+    }
+    // Reap any orphans that are already gone; the pid namespace dies with its init anyway.
+    while let Ok(ws) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if ws == WaitStatus::StillAlive {
+            break;
+        }
+    }
+    status
+}
+
+/// One line to the daemon on our stdout (the pipe). Errors are ignored: the daemon may be gone.
+fn report(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Points stdin/stdout/stderr at /dev/null so the daemon sees EOF and we hold no pipe open.
+fn detach_stdio() {
+    if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard fds; `null` stays open for the duration of the call.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
