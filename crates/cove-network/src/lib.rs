@@ -1,14 +1,29 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! cove-network: the pods' network.
+//!
+//! One Linux bridge per daemon (name derived from the subnet), one network namespace per pod bind-mounted at
+//! `<data_dir>/netns/<id>` with a veth pair whose host end is an isolated port of the bridge and whose pod end is
+//! `eth0` with its own address; egress through NAT; isolation in one nftables table per daemon.
+//!
+//! - [`Network`] (`network.rs`): the API the lifecycle crate calls: setup / attach / restore / detach / teardown.
+//! - `netns.rs`: namespace files, created on a short-lived thread (never by entering a namespace on a tokio worker).
+//! - `bridge.rs`, `veth.rs`: links and addresses over rtnetlink (no `ip` processes on the attach path).
+//! - `ipam.rs`: in-memory allocator of the subnet's pod addresses.
+//! - `firewall.rs`: the nftables ruleset (`nft -f -`, one transaction).
+//! - `dns.rs`: [`nameservers`] a pod can use.
+//!
+//! Everything needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN) and a tokio runtime.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod bridge;
+mod dns;
+mod error;
+mod firewall;
+mod ipam;
+mod names;
+mod netns;
+mod network;
+mod veth;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use dns::nameservers;
+pub use error::NetworkError;
+pub use network::{Attachment, NetConfig, Network};
+pub use veth::POD_IFACE;

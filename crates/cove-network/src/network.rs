@@ -1,0 +1,327 @@
+//! [`Network`]: the public API over bridge, namespaces, veths, addresses and firewall.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use ipnet::Ipv4Net;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, instrument, warn};
+
+use crate::ipam::Ipam;
+use crate::names::{valid_id, Names};
+use crate::{bridge, firewall, netns, veth, NetworkError};
+
+/// How a daemon's network is laid out.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The pods' subnet, e.g. 10.88.0.0/16 (prefix ≤ 30). Its first host is the gateway (the bridge's address).
+    /// Two daemons on one host must use different subnets: the bridge and table names derive from it.
+    pub subnet: Ipv4Net,
+    /// The daemon's data dir; namespace files live under `<data_dir>/netns/`.
+    pub data_dir: PathBuf,
+}
+
+/// What a pod got from [`Network::attach`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The namespace file to hand to the OCI runtime (`linux.namespaces: [{type: network, path}]`).
+    pub netns_path: PathBuf,
+    /// The pod's address on `eth0` (prefix = the subnet's).
+    pub address: Ipv4Addr,
+    /// The default gateway inside the pod (the bridge's address).
+    pub gateway: Ipv4Addr,
+    /// The host end of the veth pair.
+    pub host_veth: String,
+}
+
+/// The pods' network of one daemon. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Network {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    subnet: Ipv4Net,
+    netns_dir: PathBuf,
+    names: Names,
+    gateway: Ipv4Addr,
+    bridge_index: u32,
+    nl: rtnetlink::Handle,
+    nl_task: JoinHandle<()>,
+    state: Mutex<State>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.nl_task.abort();
+    }
+}
+
+struct State {
+    ipam: Ipam,
+    pods: HashMap<String, Slot>,
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    /// `attach` is in progress (its address is reserved in the allocator).
+    Pending,
+    Attached(Ipv4Addr),
+}
+
+/// Undoes a half-made attach unless disarmed: address and slot are released in `Drop`; links and files by
+/// `rollback` (async), which `attach` calls on its error path.
+struct AttachGuard<'a> {
+    net: &'a Network,
+    id: &'a str,
+    address: Ipv4Addr,
+    armed: bool,
+}
+
+impl Drop for AttachGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut state = self.net.state();
+            state.pods.remove(self.id);
+            state.ipam.release(self.address);
+        }
+    }
+}
+
+impl Network {
+    /// Creates or reuses the bridge, its gateway address, `ip_forward`, and (atomically replaces) the firewall table.
+    /// Idempotent: a restarted daemon calls it again, then [`Network::restore`]s its pods.
+    #[instrument(skip(cfg), fields(subnet = %cfg.subnet))]
+    pub async fn setup(cfg: NetConfig) -> Result<Network, NetworkError> {
+        let subnet = cfg.subnet.trunc();
+        if subnet.prefix_len() > 30 {
+            return Err(NetworkError::InvalidSubnet {
+                subnet: cfg.subnet,
+                reason: "prefix must be /30 or shorter to leave room for pods",
+            });
+        }
+        let netns_dir = cfg.data_dir.join("netns");
+        tokio::fs::create_dir_all(&netns_dir)
+            .await
+            .map_err(|e| NetworkError::io(format!("creating {}", netns_dir.display()), e))?;
+
+        let names = Names::for_subnet(&subnet);
+        let ipam = Ipam::new(subnet);
+        let gateway = ipam.gateway();
+        let (conn, nl, _) =
+            rtnetlink::new_connection().map_err(|e| NetworkError::io("opening netlink", e))?;
+        let nl_task = tokio::spawn(conn);
+        let bridge_index =
+            match bridge::ensure(&nl, &names.bridge, names.bridge_mac(), gateway, subnet).await {
+                Ok(index) => index,
+                Err(e) => {
+                    nl_task.abort();
+                    return Err(e);
+                }
+            };
+        let inner = Inner {
+            subnet,
+            netns_dir,
+            names,
+            gateway,
+            bridge_index,
+            nl,
+            nl_task,
+            state: Mutex::new(State {
+                ipam,
+                pods: HashMap::new(),
+            }),
+        };
+        bridge::enable_ip_forward().await?;
+        firewall::install(&inner.names.table, &inner.names.bridge, &subnet).await?;
+        info!(bridge = %inner.names.bridge, table = %inner.names.table, %gateway, "network ready");
+        Ok(Network {
+            inner: Arc::new(inner),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the maps inconsistent in a harmful way; keep going.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn netns_path(&self, id: &str) -> PathBuf {
+        self.inner.netns_dir.join(id)
+    }
+
+    /// Gives pod `id` a new namespace, veth pair, address and default route. On any failure everything made so
+    /// far is undone.
+    #[instrument(skip(self), fields(pod = %id))]
+    pub async fn attach(&self, id: &str) -> Result<Attachment, NetworkError> {
+        let started = Instant::now();
+        if !valid_id(id) {
+            return Err(NetworkError::InvalidId(id.to_string()));
+        }
+        let address = {
+            let mut state = self.state();
+            match state.pods.get(id) {
+                Some(Slot::Attached(_)) => {
+                    return Err(NetworkError::AlreadyAttached(id.to_string()))
+                }
+                Some(Slot::Pending) => return Err(NetworkError::Busy(id.to_string())),
+                None => {}
+            }
+            let address = state.ipam.allocate()?;
+            state.pods.insert(id.to_string(), Slot::Pending);
+            address
+        };
+        let mut guard = AttachGuard {
+            net: self,
+            id,
+            address,
+            armed: true,
+        };
+        let attachment = Attachment {
+            netns_path: self.netns_path(id),
+            address,
+            gateway: self.inner.gateway,
+            host_veth: self.inner.names.host_veth(id),
+        };
+        match self.wire(&attachment).await {
+            Ok(()) => {
+                guard.armed = false;
+                self.state()
+                    .pods
+                    .insert(id.to_string(), Slot::Attached(address));
+                debug!(%address, elapsed_us = started.elapsed().as_micros() as u64, "attached");
+                Ok(attachment)
+            }
+            Err(e) => {
+                // A NetnsExists error means the file is not ours: leave it (the pod must be detached first).
+                let ours = !matches!(e, NetworkError::NetnsExists(_));
+                if let Err(cleanup) = self.unwire(id, ours).await {
+                    warn!(error = %cleanup, "rollback of a failed attach was incomplete");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The steps of `attach` that touch the kernel.
+    async fn wire(&self, a: &Attachment) -> Result<(), NetworkError> {
+        let ns = netns::create(&a.netns_path).await?;
+        veth::create(
+            &self.inner.nl,
+            &a.host_veth,
+            self.inner.bridge_index,
+            &a.netns_path,
+        )
+        .await?;
+        veth::configure_pod_side(
+            &ns.handle,
+            a.address,
+            self.inner.subnet.prefix_len(),
+            a.gateway,
+        )
+        .await
+    }
+
+    /// Removes the host veth (which also destroys the pod end) and, if `netns_too`, the namespace file.
+    async fn unwire(&self, id: &str, netns_too: bool) -> Result<(), NetworkError> {
+        let veth = bridge::delete_link(&self.inner.nl, &self.inner.names.host_veth(id)).await;
+        if netns_too {
+            netns::remove(&self.netns_path(id))?;
+        }
+        veth
+    }
+
+    /// After a daemon restart: records that pod `id` still holds `address` (its namespace file must exist).
+    #[instrument(skip(self), fields(pod = %id))]
+    pub async fn restore(&self, id: &str, address: Ipv4Addr) -> Result<(), NetworkError> {
+        if !valid_id(id) {
+            return Err(NetworkError::InvalidId(id.to_string()));
+        }
+        let path = self.netns_path(id);
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(NetworkError::NetnsMissing(path));
+        }
+        let mut state = self.state();
+        match state.pods.get(id) {
+            Some(Slot::Attached(a)) if *a == address => return Ok(()),
+            Some(_) => return Err(NetworkError::AlreadyAttached(id.to_string())),
+            None => {}
+        }
+        state.ipam.reserve(address)?;
+        state.pods.insert(id.to_string(), Slot::Attached(address));
+        Ok(())
+    }
+
+    /// Removes pod `id`'s veth, namespace file and mount, and frees its address. Idempotent, and works for ids
+    /// this process never attached (leftovers found by [`Network::list_attached`]).
+    #[instrument(skip(self), fields(pod = %id))]
+    pub async fn detach(&self, id: &str) -> Result<(), NetworkError> {
+        let started = Instant::now();
+        if !valid_id(id) {
+            return Err(NetworkError::InvalidId(id.to_string()));
+        }
+        if let Some(Slot::Pending) = self.state().pods.get(id) {
+            return Err(NetworkError::Busy(id.to_string()));
+        }
+        self.unwire(id, true).await?;
+        let mut state = self.state();
+        if let Some(Slot::Attached(address)) = state.pods.remove(id) {
+            state.ipam.release(address);
+        }
+        debug!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "detached"
+        );
+        Ok(())
+    }
+
+    /// The pods' default gateway: the bridge's address, the first host of the subnet.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.inner.gateway
+    }
+
+    /// The bridge's interface name.
+    pub fn bridge_name(&self) -> &str {
+        &self.inner.names.bridge
+    }
+
+    /// This daemon's nftables table (family `inet`).
+    pub fn firewall_table(&self) -> &str {
+        &self.inner.names.table
+    }
+
+    /// The subnet (normalized to its network address).
+    pub fn subnet(&self) -> Ipv4Net {
+        self.inner.subnet
+    }
+
+    /// Ids with a namespace file under `<data_dir>/netns/`, sorted. For reconciliation: detach those the state
+    /// store does not know, restore the others.
+    pub async fn list_attached(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        let Ok(mut dir) = tokio::fs::read_dir(&self.inner.netns_dir).await else {
+            return ids;
+        };
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            if let Some(name) = entry.file_name().to_str() {
+                ids.push(name.to_string());
+            }
+        }
+        ids.sort();
+        ids
+    }
+
+    /// Removes the bridge and this daemon's firewall table. Call on shutdown once no pod is left (pods still
+    /// attached lose connectivity; their namespaces stay until detached).
+    #[instrument(skip(self), fields(bridge = %self.inner.names.bridge))]
+    pub async fn teardown(&self) -> Result<(), NetworkError> {
+        let bridge = bridge::delete_link(&self.inner.nl, &self.inner.names.bridge).await;
+        let table = firewall::remove(&self.inner.names.table).await;
+        // Only succeeds when empty, which is what we want.
+        let _ = tokio::fs::remove_dir(&self.inner.netns_dir).await;
+        bridge?;
+        table
+    }
+}
