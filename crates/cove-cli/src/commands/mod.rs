@@ -1,0 +1,6 @@
+//! One module per command group; each has an `execute(client, args) -> exit code`.
+
+pub mod container;
+pub mod image;
+pub mod info;
+pub mod run;

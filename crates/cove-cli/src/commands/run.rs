@@ -1,0 +1,307 @@
+//! `cove run`: launch a pod and print where it is hosted.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use cove_types::{
+    CreatePodRequest, CreatePodResponse, ImageInfo, PullRequest, Quantity, RegistryAuth,
+};
+
+use crate::client::Client;
+
+/// How `cove run` reports the new container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RunFormat {
+    /// Progress lines and the URLs.
+    #[default]
+    Text,
+    /// Only the container, as JSON.
+    Json,
+}
+
+/// Arguments of `cove run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Image reference, e.g. 127.0.0.1:5000/busybox:latest (pulled if not local).
+    #[arg(long)]
+    pub image: String,
+    /// Port the container listens on; repeat or comma-separate for several (--ports 8000,8001).
+    #[arg(long, value_delimiter = ',')]
+    pub ports: Vec<i64>,
+    /// Environment variable KEY=VALUE; repeat for several.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Cores (0.5, 2) or millicores (1000m). Default 1.
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// Memory in MiB (128) or with a unit (512Mi, 1Gi). Default 128.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Seconds without connections before the container stops; -1 keeps it up. Default 600.
+    #[arg(long, allow_hyphen_values = true, value_name = "SECONDS")]
+    pub keep_warm_seconds: Option<i64>,
+    /// Command line to run instead of the image's, split like a shell does ("httpd -f -p 8000").
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// A name for the pod.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Working directory inside the container (default: the image's).
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Registry username, if the image must be pulled from a private registry.
+    #[arg(long, requires = "password", env = "COVE_REGISTRY_USERNAME")]
+    pub username: Option<String>,
+    /// Registry password (prefer the environment variable to keep it out of shell history).
+    #[arg(
+        long,
+        requires = "username",
+        env = "COVE_REGISTRY_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    pub format: RunFormat,
+}
+
+/// Validates the arguments into the API request, before anything is sent.
+pub fn build_request(args: &RunArgs) -> Result<CreatePodRequest> {
+    let mut env = BTreeMap::new();
+    for kv in &args.env {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => env.insert(k.to_string(), v.to_string()),
+            _ => bail!("--env {kv:?} must be KEY=VALUE"),
+        };
+    }
+    let entrypoint = match &args.entrypoint {
+        Some(line) => {
+            let words = shell_words::split(line)
+                .map_err(|e| anyhow::anyhow!("--entrypoint {line:?}: {e}"))?;
+            if words.is_empty() {
+                bail!("--entrypoint is empty");
+            }
+            Some(words)
+        }
+        None => None,
+    };
+    Ok(CreatePodRequest {
+        image: args.image.clone(),
+        ports: args.ports.clone(),
+        cpu: args.cpu.as_deref().map(quantity),
+        memory: args.memory.as_deref().map(quantity),
+        env,
+        entrypoint,
+        name: args.name.clone(),
+        keep_warm_seconds: args.keep_warm_seconds,
+        workdir: args.workdir.clone(),
+        registry_auth: registry_auth(&args.username, &args.password),
+    })
+}
+
+/// Credentials when both parts are given (clap makes each require the other).
+pub(crate) fn registry_auth(user: &Option<String>, pass: &Option<String>) -> Option<RegistryAuth> {
+    match (user, pass) {
+        (Some(username), Some(password)) => Some(RegistryAuth {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Plain numbers go as numbers, anything else as text for the daemon to parse.
+fn quantity(s: &str) -> Quantity {
+    match s.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() => Quantity::Number(n),
+        _ => Quantity::Text(s.to_string()),
+    }
+}
+
+/// `docker.io/library/busybox` and `busybox:latest` name the same image.
+fn normalize(reference: &str) -> String {
+    let r = reference.strip_prefix("docker.io/").unwrap_or(reference);
+    let r = r.strip_prefix("library/").unwrap_or(r);
+    let last = r.rsplit('/').next().unwrap_or(r);
+    if last.contains(':') || last.contains('@') {
+        r.to_string()
+    } else {
+        format!("{r}:latest")
+    }
+}
+
+/// Whether `reference` is among the daemon's images.
+pub(crate) fn is_local(images: &[ImageInfo], reference: &str) -> bool {
+    let wanted = normalize(reference);
+    images
+        .iter()
+        .any(|i| i.reference == reference || normalize(&i.reference) == wanted)
+}
+
+fn progress(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout must not abort the launch; the container is what matters.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs `cove run`.
+pub async fn execute(client: &Client, args: RunArgs) -> Result<i32> {
+    let req = build_request(&args)?;
+    let text = args.format == RunFormat::Text;
+    if text {
+        let images: Vec<ImageInfo> = client.get(client.url(&["v1", "images"], &[])).await?;
+        if is_local(&images, &req.image) {
+            progress("=> Using cached image");
+        } else {
+            progress(&format!("=> Pulling image {}", req.image));
+            let pull = PullRequest {
+                reference: req.image.clone(),
+                auth: req.registry_auth.clone(),
+            };
+            let _: ImageInfo = client
+                .post(client.url(&["v1", "images", "pull"], &[]), &pull)
+                .await
+                .with_context(|| format!("pulling {}", req.image))?;
+        }
+        progress("=> Creating container");
+    }
+    let resp: CreatePodResponse = client.post(client.url(&["v1", "pods"], &[]), &req).await?;
+    let c = resp.container;
+    if !text {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+        return Ok(0);
+    }
+    progress(&format!("=> Container created successfully ===> {}", c.id));
+    if !c.urls.is_empty() {
+        progress("");
+    }
+    for u in &c.urls {
+        progress(&format!("✨ Container hosted at: {}", u.url));
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> RunArgs {
+        let argv = std::iter::once("cove")
+            .chain(std::iter::once("run"))
+            .chain(args.iter().copied());
+        match Cli::try_parse_from(argv).map(|c| c.cmd) {
+            Ok(Command::Run(a)) => a,
+            other => panic!("unexpected parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entrypoint_is_shell_split() {
+        let a = parse(&[
+            "--image",
+            "busybox",
+            "--entrypoint",
+            "httpd -f -p 8000 -h '/w w'",
+        ]);
+        let req = build_request(&a).unwrap();
+        assert_eq!(
+            req.entrypoint.unwrap(),
+            ["httpd", "-f", "-p", "8000", "-h", "/w w"]
+        );
+        let a = parse(&["--image", "busybox", "--entrypoint", "sh -c 'echo"]);
+        let err = build_request(&a).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--entrypoint") && !err.contains('\n'),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_must_be_key_value() {
+        let a = parse(&[
+            "--image", "b", "--env", "A=1", "--env", "B=x=y", "--env", "C=",
+        ]);
+        let env = build_request(&a).unwrap().env;
+        assert_eq!(env["A"], "1");
+        assert_eq!(env["B"], "x=y");
+        assert_eq!(env["C"], "");
+        let a = parse(&["--image", "b", "--env", "FOO"]);
+        assert_eq!(
+            build_request(&a).unwrap_err().to_string(),
+            r#"--env "FOO" must be KEY=VALUE"#
+        );
+    }
+
+    #[test]
+    fn ports_repeat_or_comma() {
+        assert_eq!(
+            parse(&["--image", "b", "--ports", "8000", "--ports", "8001"]).ports,
+            [8000, 8001]
+        );
+        assert_eq!(
+            parse(&["--image", "b", "--ports", "8000,8001"]).ports,
+            [8000, 8001]
+        );
+        let argv = ["cove", "run", "--image", "b", "--ports", "http"];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn keep_warm_accepts_minus_one() {
+        assert_eq!(
+            parse(&["--image", "b", "--keep-warm-seconds", "-1"]).keep_warm_seconds,
+            Some(-1)
+        );
+        assert_eq!(
+            parse(&["--image", "b", "--keep-warm-seconds", "300"]).keep_warm_seconds,
+            Some(300)
+        );
+    }
+
+    #[test]
+    fn quantities_keep_units_as_text() {
+        let a = parse(&["--image", "b", "--cpu", "0.5", "--memory", "1Gi"]);
+        let req = build_request(&a).unwrap();
+        assert_eq!(req.cpu, Some(Quantity::Number(0.5)));
+        assert_eq!(req.memory, Some(Quantity::Text("1Gi".into())));
+        assert_eq!(quantity("1000m"), Quantity::Text("1000m".into()));
+    }
+
+    #[test]
+    fn registry_credentials_come_in_pairs() {
+        let a = parse(&["--image", "b", "--username", "u", "--password", "p"]);
+        let auth = build_request(&a).unwrap().registry_auth.unwrap();
+        assert_eq!((auth.username.as_str(), auth.password.as_str()), ("u", "p"));
+        if std::env::var_os("COVE_REGISTRY_PASSWORD").is_none() {
+            assert!(
+                Cli::try_parse_from(["cove", "run", "--image", "b", "--username", "u"]).is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn local_images_match_normalized_references() {
+        let img = |r: &str| ImageInfo {
+            reference: r.into(),
+            digest: String::new(),
+            config_digest: String::new(),
+            size: 0,
+            layers: 0,
+            created_at: 0,
+        };
+        let images = [
+            img("docker.io/library/busybox:latest"),
+            img("127.0.0.1:5000/app:v1"),
+        ];
+        assert!(is_local(&images, "busybox"));
+        assert!(is_local(&images, "busybox:latest"));
+        assert!(!is_local(&images, "busybox:1.36"));
+        assert!(is_local(&images, "127.0.0.1:5000/app:v1"));
+        assert!(!is_local(&images, "127.0.0.1:5000/app"));
+    }
+}
