@@ -38,6 +38,19 @@ struct Resolved {
     path: String,
 }
 
+/// A request the gateway answers itself: status and plain-text message.
+struct Reject(StatusCode, String);
+
+impl Reject {
+    fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        Reject(status, msg.into())
+    }
+
+    fn into_response(self) -> Response<ProxyBody> {
+        text(self.0, &self.1)
+    }
+}
+
 /// The service function: never fails, errors become responses.
 pub async fn handle(
     state: Arc<ProxyState>,
@@ -79,7 +92,7 @@ async fn forward(
     };
     let resolved = match resolve(&state.domain, host.as_deref(), req.uri()) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(reject) => return reject.into_response(),
     };
     let span = tracing::Span::current();
     span.record("stub", resolved.id.as_str());
@@ -99,7 +112,7 @@ async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let upstream_req = match rewrite(req, &target, &resolved, host.as_deref(), peer, proto) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(reject) => return reject.into_response(),
     };
 
     let mut resp = match state.client.request(upstream_req).await {
@@ -135,7 +148,7 @@ async fn forward(
 }
 
 /// Host routing first, then the `/pod/` path form, then the right error.
-fn resolve(domain: &str, host: Option<&str>, uri: &Uri) -> Result<Resolved, Response<ProxyBody>> {
+fn resolve(domain: &str, host: Option<&str>, uri: &Uri) -> Result<Resolved, Reject> {
     let matched = host.map(|h| classify_host(h, domain));
     if let Some(HostMatch::Pod(id, port)) = matched {
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
@@ -150,7 +163,7 @@ fn resolve(domain: &str, host: Option<&str>, uri: &Uri) -> Result<Resolved, Resp
             })
         }
         Some(Err(())) => {
-            return Err(text(
+            return Err(Reject::new(
                 StatusCode::BAD_REQUEST,
                 "malformed pod path: expected /pod/<id>/<port>/...",
             ))
@@ -158,9 +171,9 @@ fn resolve(domain: &str, host: Option<&str>, uri: &Uri) -> Result<Resolved, Resp
         None => {}
     }
     Err(match matched {
-        Some(HostMatch::Malformed) => text(StatusCode::BAD_REQUEST, "malformed host"),
-        None => text(StatusCode::BAD_REQUEST, "missing host"),
-        _ => text(StatusCode::NOT_FOUND, "unknown host"),
+        Some(HostMatch::Malformed) => Reject::new(StatusCode::BAD_REQUEST, "malformed host"),
+        None => Reject::new(StatusCode::BAD_REQUEST, "missing host"),
+        _ => Reject::new(StatusCode::NOT_FOUND, "unknown host"),
     })
 }
 
@@ -172,7 +185,7 @@ fn rewrite(
     host: Option<&str>,
     peer: SocketAddr,
     proto: &'static str,
-) -> Result<Request<Incoming>, Response<ProxyBody>> {
+) -> Result<Request<Incoming>, Reject> {
     let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
     let (mut parts, body) = req.into_parts();
     let uri = format!(
@@ -181,7 +194,12 @@ fn rewrite(
     );
     parts.uri = match uri.parse::<Uri>() {
         Ok(u) => u,
-        Err(_) => return Err(text(StatusCode::BAD_REQUEST, "malformed request path")),
+        Err(_) => {
+            return Err(Reject::new(
+                StatusCode::BAD_REQUEST,
+                "malformed request path",
+            ))
+        }
     };
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers, upgrade);
