@@ -21,8 +21,6 @@ pub struct ImageConfig {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawConfig {
     #[serde(default)]
-    pub architecture: Option<String>,
-    #[serde(default)]
     pub os: Option<String>,
     #[serde(default)]
     pub config: Option<RawRunConfig>,
