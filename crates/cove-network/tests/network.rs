@@ -209,3 +209,30 @@ async fn attach_and_detach_are_fast() {
     eprintln!("attach avg {:?}, detach avg {:?}", attach / n, detach / n);
     t.finish().await;
 }
+
+#[tokio::test]
+async fn concurrent_attaches_get_distinct_addresses_and_working_loopback() {
+    let t = TestNet::new(11).await;
+    let attaches = (0..8).map(|i| {
+        let net = t.net.clone();
+        async move { net.attach(&format!("c{i}")).await }
+    });
+    let got: Vec<_> = futures::future::join_all(attaches)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("all attaches succeed");
+    let mut addrs: Vec<_> = got.iter().map(|a| a.address).collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 8);
+
+    // lo is up inside the pod
+    let lo_port = listen_in_pod(&got[0].netns_path, 0).port();
+    connect_from_pod(
+        &got[0].netns_path,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, lo_port)),
+    )
+    .expect("pod loopback works");
+    t.finish().await;
+}
