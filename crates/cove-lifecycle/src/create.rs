@@ -134,7 +134,6 @@ impl Lifecycle {
             id.to_string(),
             Live {
                 pod_id: pod_id.to_string(),
-                address,
                 keep_warm_seconds: spec.keep_warm_seconds,
                 idle_since_ms,
                 activity: activity.clone(),
@@ -180,7 +179,7 @@ fn resolve_args(spec: &ValidPodSpec, image: &Image) -> Result<Vec<String>, Lifec
 /// The image's environment overridden by the pod's, with a default PATH.
 fn merge_env(image_env: &[String], pod_env: &BTreeMap<String, String>) -> Vec<String> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str, out: &mut Vec<(String, String)>| {
+    let set = |k: &str, v: &str, out: &mut Vec<(String, String)>| {
         match out.iter_mut().find(|(ek, _)| ek == k) {
             Some(e) => e.1 = v.to_string(),
             None => out.push((k.to_string(), v.to_string())),

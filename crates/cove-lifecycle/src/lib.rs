@@ -22,7 +22,6 @@ mod reconcile;
 mod view;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,7 +73,6 @@ struct Inner {
 #[derive(Clone)]
 struct Live {
     pod_id: String,
-    address: Ipv4Addr,
     keep_warm_seconds: i64,
     /// Start of the idle clock before any connection: the start time, or the
     /// last connection's end persisted before a restart.

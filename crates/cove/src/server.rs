@@ -75,13 +75,10 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let routes = Routes::default();
     let gateway = Gateway::bind(
         GatewayConfig {
-            listen: args.gateway_listen,
             tls_listen: args.gateway_tls_listen,
             tls_cert: args.tls_cert.clone(),
             tls_key: args.tls_key.clone(),
-            data_dir: data_dir.clone(),
-            domain: args.domain.clone(),
-            ..GatewayConfig::default()
+            ..GatewayConfig::new(args.gateway_listen, data_dir.clone(), args.domain.clone())
         },
         routes.clone(),
     )

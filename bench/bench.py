@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Cove's benchmark: pod start to first byte against bare runc and podman,
+and the daemon's memory with idle pods. Run by `bash bench/run.sh`.
+
+Every figure comes from this one run on this machine; ratios are what to
+compare (absolute times drift on a noisy 2-core machine).
+"""
+import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import http.client
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COVE = os.path.join(ROOT, "target", "release", "cove")
+POLL = 0.002
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, host=None, path="/", timeout=1.0):
+    """Status of one GET, or None if the connection failed."""
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        c.request("GET", path, headers={"Host": host} if host else {})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        return r.status
+    except OSError:
+        return None
+
+
+def wait_200(port, host=None, limit=30.0):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if get(port, host) == 200:
+            return True
+        time.sleep(POLL)
+    return False
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p / 100
+    f = int(k)
+    return xs[f] + (xs[min(f + 1, len(xs) - 1)] - xs[f]) * (k - f)
+
+
+def summary(xs):
+    return {"n": len(xs), "p50_ms": round(pct(xs, 50), 1), "p90_ms": round(pct(xs, 90), 1),
+            "p99_ms": round(pct(xs, 99), 1), "mean_ms": round(statistics.mean(xs), 1)}
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Env:
+    """A registry with the test image and a cove daemon of the benchmark's own."""
+
+    def __init__(self, work):
+        self.work = work
+        self.layout = os.path.join(work, "image")
+        subprocess.run(["bash", os.path.join(ROOT, "scripts", "build-test-image.sh"), self.layout], check=True)
+        self.reg_port = free_port()
+        regdir = os.path.join(work, "registry")
+        os.makedirs(regdir)
+        cfg = os.path.join(work, "registry.yml")
+        with open(cfg, "w") as f:
+            f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {regdir}\n"
+                    f"http:\n  addr: 127.0.0.1:{self.reg_port}\nlog:\n  level: error\n")
+        self.registry = subprocess.Popen(["docker-registry", "serve", cfg], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+        self.image = f"127.0.0.1:{self.reg_port}/busybox:latest"
+        for _ in range(200):
+            if get(self.reg_port, path="/v2/") == 200:
+                break
+            time.sleep(0.05)
+        subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{self.layout}:latest",
+                        f"docker://{self.image}"], check=True)
+        self.api_port, self.gw_port = free_port(), free_port()
+        self.data = os.path.join(work, "cove")
+        self.env = dict(os.environ, COVE_API_URL=f"http://127.0.0.1:{self.api_port}", COVE_DATA_DIR=self.data)
+        self.daemon = subprocess.Popen(
+            [COVE, "server", "--data-dir", self.data, "--api-listen", f"127.0.0.1:{self.api_port}",
+             "--gateway-listen", f"127.0.0.1:{self.gw_port}", "--subnet", "10.213.0.0/16",
+             "--stop-grace-seconds", "2"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "daemon.log"), "w"))
+        for _ in range(400):
+            if get(self.api_port, path="/v1/health") == 200:
+                break
+            time.sleep(0.05)
+        self.cove("image", "pull", self.image)
+
+    def cove(self, *args):
+        return subprocess.run([COVE, *args], env=self.env, check=True, capture_output=True, text=True).stdout
+
+    def close(self):
+        ids = json.loads(self.cove("container", "list", "--format", "json"))
+        if ids:
+            self.cove("container", "stop", *[c["id"] for c in ids])
+        self.daemon.send_signal(signal.SIGTERM)
+        self.daemon.wait(30)
+        self.registry.terminate()
+        self.registry.wait(10)
+
+
+def bench_cove(env, runs):
+    times = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        out = env.cove("run", "--image", env.image, "--ports", "8000", "--keep-warm-seconds", "-1",
+                       "--format", "json", "--entrypoint", "httpd -f -p 8000 -h /www")
+        c = json.loads(out)
+        host = f"{c['stub_id']}-8000.localhost"
+        if not wait_200(env.gw_port, host):
+            raise SystemExit(f"pod {c['id']} never answered")
+        times.append((time.monotonic() - t0) * 1000)
+        env.cove("container", "stop", c["id"])
+    return times
+
+
+def bench_runc(env, runs):
+    bundle = os.path.join(env.work, "bundle")
+    subprocess.run(["umoci", "unpack", "--image", f"{env.layout}:latest", bundle], check=True,
+                   capture_output=True)
+    port = free_port()
+    cfg_path = os.path.join(bundle, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["process"]["args"] = ["httpd", "-f", "-p", str(port), "-h", "/www"]
+    cfg["process"]["terminal"] = False
+    # Host network: the floor has no network setup at all.
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
+    json.dump(cfg, open(cfg_path, "w"))
+    root = os.path.join(env.work, "runc-root")
+    times = []
+    for i in range(runs):
+        cid = f"bench-floor-{os.getpid()}-{i}"
+        t0 = time.monotonic()
+        subprocess.run(["runc", "--root", root, "run", "-d", "--bundle", bundle, cid], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_200(port):
+            raise SystemExit("bare runc container never answered")
+        times.append((time.monotonic() - t0) * 1000)
+        subprocess.run(["runc", "--root", root, "delete", "-f", cid], check=True)
+    return times
+
+
+def bench_podman(env, runs):
+    if not shutil.which("podman"):
+        return None, "podman not installed"
+    pull = subprocess.run(["podman", "pull", "-q", "--tls-verify=false", f"docker://{env.image}"],
+                          capture_output=True, text=True)
+    if pull.returncode:
+        return None, pull.stderr.strip().splitlines()[-1:]
+    times = []
+    for _ in range(runs):
+        port = free_port()
+        t0 = time.monotonic()
+        r = subprocess.run(["podman", "run", "-d", "--rm", "--ulimit", "nofile=1024:1024", "-p",
+                            f"127.0.0.1:{port}:8000", env.image, "httpd", "-f", "-p", "8000", "-h", "/www"],
+                           capture_output=True, text=True)
+        if r.returncode:
+            return None, r.stderr.strip().splitlines()[-1:]
+        cid = r.stdout.strip()
+        ok = wait_200(port)
+        times.append((time.monotonic() - t0) * 1000)
+        subprocess.run(["podman", "rm", "-f", "-t", "0", cid], capture_output=True)
+        if not ok:
+            return None, "podman container never answered"
+    subprocess.run(["podman", "rmi", "-f", env.image], capture_output=True)
+    return times, None
+
+
+def shim_pids():
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if len(cmd) > 1 and cmd[1] == b"shim" and cmd[0].endswith(b"cove"):
+                out.append(int(pid))
+    return out
+
+
+def bench_density(env, pods):
+    idle_kb = rss_kb(env.daemon.pid)
+    ids = []
+    for _ in range(pods):
+        c = json.loads(env.cove("run", "--image", env.image, "--keep-warm-seconds", "-1", "--format", "json",
+                                "--entrypoint", "sleep 1000000"))
+        ids.append(c["id"])
+    time.sleep(1)
+    busy_kb = rss_kb(env.daemon.pid)
+    shims = [rss_kb(p) for p in shim_pids()]
+    t0 = time.monotonic()
+    env.cove("container", "list")
+    list_ms = (time.monotonic() - t0) * 1000
+    t0 = time.monotonic()
+    env.cove("container", "stop", *ids)
+    stop_s = time.monotonic() - t0
+    return {"pods": pods, "daemon_rss_idle_mb": round(idle_kb / 1024, 1),
+            "daemon_rss_with_pods_mb": round(busy_kb / 1024, 1),
+            "shim_rss_max_mb": round(max(shims) / 1024, 2) if shims else None, "shims": len(shims),
+            "list_ms": round(list_ms, 1), "stop_all_s": round(stop_s, 1)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--pods", type=int, default=100)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="cove-bench-")
+    env = Env(work)
+    res = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}, "runs": a.runs}
+    try:
+        bench_cove(env, 2)  # warm caches (page cache, binaries) for every contender alike
+        bench_runc(env, 2)
+        res["cove_run"] = summary(bench_cove(env, a.runs))
+        res["bare_runc"] = summary(bench_runc(env, a.runs))
+        pt, perr = bench_podman(env, a.runs)
+        res["podman"] = summary(pt) if pt else {"error": str(perr)}
+        res["density"] = bench_density(env, a.pods)
+    finally:
+        env.close()
+        shutil.rmtree(work, ignore_errors=True)
+    c, f = res["cove_run"]["p50_ms"], res["bare_runc"]["p50_ms"]
+    res["ratios"] = {"cove_vs_bare_runc_p50": round(c / f, 2)}
+    if "p50_ms" in res["podman"]:
+        res["ratios"]["cove_vs_podman_p50"] = round(c / res["podman"]["p50_ms"], 2)
+    json.dump(res, open(a.out, "w"), indent=2)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
