@@ -70,3 +70,59 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) cmd: Command,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent_and_documented() {
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        cmd.clone().debug_assert();
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" {
+                    assert!(arg.get_help().is_some(), "{path} {id} has no help");
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no about",
+                    sub.get_name()
+                );
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&cmd, "cove");
+    }
+
+    /// The binary's shape: `cove server` next to the flattened client commands.
+    #[derive(Debug, clap::Parser)]
+    struct Binary {
+        #[command(subcommand)]
+        cmd: Top,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Top {
+        /// Run the daemon.
+        Server,
+        #[command(flatten)]
+        Client(super::Command),
+    }
+
+    #[test]
+    fn flattens_next_to_server() {
+        use clap::Parser;
+        Binary::command().debug_assert();
+        let parsed = Binary::try_parse_from(["cove", "run", "--image", "b"]).unwrap();
+        assert!(matches!(parsed.cmd, Top::Client(super::Command::Run(_))));
+        let parsed = Binary::try_parse_from(["cove", "server"]).unwrap();
+        assert!(matches!(parsed.cmd, Top::Server));
+        let err = Binary::try_parse_from(["cove", "run", "--help"]).unwrap_err();
+        assert!(err.to_string().contains("--keep-warm-seconds <SECONDS>"));
+    }
+}

@@ -151,6 +151,8 @@ async fn exec_passes_the_remote_exit_code_through() {
     let cmd = Command::Container(ContainerCmd::Exec {
         id: "pod-x".into(),
         cmd: vec!["sh".into(), "-c".into(), "exit 3".into()],
+        env: vec![],
+        workdir: None,
     });
     assert_eq!(run_with(&client, cmd).await.unwrap(), 3);
 }

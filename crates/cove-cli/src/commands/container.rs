@@ -7,6 +7,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::client::Client;
+use crate::commands::run::parse_env;
 use crate::{humanize, print_error, table};
 
 /// How lists are printed.
@@ -42,6 +43,12 @@ pub enum ContainerCmd {
     },
     /// Run a command in a running container; exits with the command's exit code.
     Exec {
+        /// Environment variable KEY=VALUE for the command; repeat for several.
+        #[arg(short, long, value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Working directory of the command (default: the container's).
+        #[arg(short, long)]
+        workdir: Option<String>,
         /// Container ID.
         id: String,
         /// The command and its arguments (after `--`).
@@ -88,12 +95,14 @@ pub async fn execute(client: &Client, cmd: ContainerCmd) -> Result<i32> {
             }
             Ok(0)
         }
-        ContainerCmd::Exec { id, cmd } => {
-            let req = ExecRequest {
-                cmd,
-                env: Default::default(),
-                workdir: None,
-            };
+        ContainerCmd::Exec {
+            env,
+            workdir,
+            id,
+            cmd,
+        } => {
+            let env = parse_env(&env)?;
+            let req = ExecRequest { cmd, env, workdir };
             let url = client.url(&["v1", "containers", &id, "exec"], &[]);
             let resp: ExecResponse = client.post(url, &req).await?;
             let mut out = tokio::io::stdout();
@@ -146,7 +155,7 @@ mod tests {
 
     #[test]
     fn exec_takes_the_rest_as_the_command() {
-        let ContainerCmd::Exec { id, cmd } = parse(&["exec", "pod-1", "--", "ls", "-la", "/"])
+        let ContainerCmd::Exec { id, cmd, .. } = parse(&["exec", "pod-1", "--", "ls", "-la", "/"])
         else {
             panic!()
         };
@@ -157,6 +166,30 @@ mod tests {
         };
         assert_eq!(cmd, ["sh", "-c", "exit 3"]);
         assert!(Cli::try_parse_from(["cove", "container", "exec", "pod-1"]).is_err());
+        let ContainerCmd::Exec {
+            env, workdir, cmd, ..
+        } = parse(&[
+            "exec",
+            "-e",
+            "A=1",
+            "--workdir",
+            "/w",
+            "pod-1",
+            "--",
+            "env",
+            "-w",
+        ])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (env, workdir, cmd),
+            (
+                vec!["A=1".to_string()],
+                Some("/w".into()),
+                vec!["env".to_string(), "-w".into()]
+            )
+        );
     }
 
     #[test]

@@ -69,13 +69,7 @@ pub struct RunArgs {
 
 /// Validates the arguments into the API request, before anything is sent.
 pub fn build_request(args: &RunArgs) -> Result<CreatePodRequest> {
-    let mut env = BTreeMap::new();
-    for kv in &args.env {
-        match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => env.insert(k.to_string(), v.to_string()),
-            _ => bail!("--env {kv:?} must be KEY=VALUE"),
-        };
-    }
+    let env = parse_env(&args.env)?;
     let entrypoint = match &args.entrypoint {
         Some(line) => {
             let words = shell_words::split(line)
@@ -99,6 +93,18 @@ pub fn build_request(args: &RunArgs) -> Result<CreatePodRequest> {
         workdir: args.workdir.clone(),
         registry_auth: registry_auth(&args.username, &args.password),
     })
+}
+
+/// `KEY=VALUE` pairs into a map; anything else is an error naming the bad pair.
+pub(crate) fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for kv in pairs {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => env.insert(k.to_string(), v.to_string()),
+            _ => bail!("--env {kv:?} must be KEY=VALUE"),
+        };
+    }
+    Ok(env)
 }
 
 /// Credentials when both parts are given (clap makes each require the other).
