@@ -72,8 +72,7 @@ enum Slot {
     Attached(Ipv4Addr),
 }
 
-/// Undoes a half-made attach unless disarmed: address and slot are released in `Drop`; links and files by
-/// `rollback` (async), which `attach` calls on its error path.
+/// Releases the address and the slot of an attach that did not complete (links and files are undone by `wire`).
 struct AttachGuard<'a> {
     net: &'a Network,
     id: &'a str,
@@ -200,51 +199,52 @@ impl Network {
             gateway: self.inner.gateway,
             host_veth: self.inner.names.host_veth(id),
         };
-        match self.wire(&attachment).await {
-            Ok(()) => {
-                guard.armed = false;
-                self.state()
-                    .pods
-                    .insert(id.to_string(), Slot::Attached(address));
-                debug!(%address, elapsed_us = started.elapsed().as_micros() as u64, "attached");
-                Ok(attachment)
-            }
-            Err(e) => {
-                // A NetnsExists error means the file is not ours: leave it (the pod must be detached first).
-                let ours = !matches!(e, NetworkError::NetnsExists(_));
-                if let Err(cleanup) = self.unwire(id, ours).await {
-                    warn!(error = %cleanup, "rollback of a failed attach was incomplete");
-                }
-                Err(e)
-            }
-        }
+        // On error the guard frees the address and the slot; `wire` has undone its kernel work.
+        self.wire(&attachment).await?;
+        guard.armed = false;
+        self.state()
+            .pods
+            .insert(id.to_string(), Slot::Attached(address));
+        debug!(%address, elapsed_us = started.elapsed().as_micros() as u64, "attached");
+        Ok(attachment)
     }
 
-    /// The steps of `attach` that touch the kernel.
+    /// The steps of `attach` that touch the kernel. Each step undoes its own partial work, and a failure undoes
+    /// the earlier steps, so on error nothing of this attach is left (and nothing that was not ours is touched:
+    /// a leftover netns file or a veth of the same name stay as they were).
     async fn wire(&self, a: &Attachment) -> Result<(), NetworkError> {
         let ns = netns::create(&a.netns_path).await?;
-        veth::create(
-            &self.inner.nl,
-            &a.host_veth,
-            self.inner.bridge_index,
-            &a.netns_path,
-        )
-        .await?;
-        veth::configure_pod_side(
+        let undo_netns = |e: NetworkError| {
+            if let Err(cleanup) = netns::remove(&a.netns_path) {
+                warn!(error = %cleanup, "rollback of a failed attach was incomplete");
+            }
+            e
+        };
+        let nl = &self.inner.nl;
+        let host_index = veth::create(nl, &a.host_veth, self.inner.bridge_index, &a.netns_path)
+            .await
+            .map_err(undo_netns)?;
+        let configured = veth::configure_pod_side(
             &ns.handle,
             a.address,
             self.inner.subnet.prefix_len(),
             a.gateway,
         )
-        .await
+        .await;
+        if let Err(e) = configured {
+            drop(ns);
+            if let Err(cleanup) = veth::delete(nl, host_index).await {
+                warn!(error = %cleanup, "rollback of a failed attach was incomplete");
+            }
+            return Err(undo_netns(e));
+        }
+        Ok(())
     }
 
-    /// Removes the host veth (which also destroys the pod end) and, if `netns_too`, the namespace file.
-    async fn unwire(&self, id: &str, netns_too: bool) -> Result<(), NetworkError> {
+    /// Removes the host veth (which also destroys the pod end) and the namespace file.
+    async fn unwire(&self, id: &str) -> Result<(), NetworkError> {
         let veth = bridge::delete_link(&self.inner.nl, &self.inner.names.host_veth(id)).await;
-        if netns_too {
-            netns::remove(&self.netns_path(id))?;
-        }
+        netns::remove(&self.netns_path(id))?;
         veth
     }
 
@@ -297,7 +297,7 @@ impl Network {
         if let Some(Slot::Pending) = self.state().pods.get(id) {
             return Err(NetworkError::Busy(id.to_string()));
         }
-        self.unwire(id, true).await?;
+        self.unwire(id).await?;
         let mut state = self.state();
         if let Some(Slot::Attached(address)) = state.pods.remove(id) {
             state.ipam.release(address);

@@ -8,6 +8,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use crate::bridge::link_index;
+use crate::error::netlink_errno;
 use crate::NetworkError;
 
 /// Name of the pod's interface inside its namespace.
@@ -46,16 +47,32 @@ pub(crate) async fn create(
     // `ns` must stay open until the kernel has used the fd above.
     drop(ns);
 
+    // From here on the pair is ours: undo it if the rest fails.
     let index = link_index(handle, host_name)
         .await?
         .ok_or_else(|| NetworkError::LinkNotFound(host_name.to_string()))?;
-    handle
+    let isolated = handle
         .link()
         .set_port(LinkBridgePort::new(index).isolated(true).build())
         .execute()
-        .await
-        .map_err(|e| NetworkError::netlink(format!("isolating bridge port {host_name}"), e))?;
+        .await;
+    if let Err(e) = isolated {
+        let _ = delete(handle, index).await;
+        return Err(NetworkError::netlink(
+            format!("isolating bridge port {host_name}"),
+            e,
+        ));
+    }
     Ok(index)
+}
+
+/// Deletes the veth pair by its host end's index (deleting one end removes both).
+pub(crate) async fn delete(handle: &Handle, index: u32) -> Result<(), NetworkError> {
+    match handle.link().del(index).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if netlink_errno(&e) == Some(crate::bridge::libc_enodev()) => Ok(()),
+        Err(e) => Err(NetworkError::netlink("deleting veth", e)),
+    }
 }
 
 /// Inside the pod's namespace (through a netlink socket opened there): lo up, address on eth0, eth0 up,

@@ -118,6 +118,18 @@ async fn pods_reach_outside_masqueraded_but_not_link_local_and_not_the_other_way
         "pod reached link-local"
     );
 
+    // nor the host through any of its addresses
+    let host = TcpListener::bind("0.0.0.0:0").expect("host listener");
+    let host_port = host.local_addr().expect("addr").port();
+    for host_ip in [Ipv4Addr::new(10, 201, n, 1), t.net.gateway()] {
+        let to = SocketAddr::from((host_ip, host_port));
+        assert!(
+            connect_from_pod(&pod.netns_path, to).is_err(),
+            "pod reached host at {to}"
+        );
+        connect_from_host(to).expect("the host listener itself works");
+    }
+
     // outside, even with a route to the pods, cannot open connections to them
     let pod_port = listen_in_pod(&pod.netns_path, 0).port();
     ip(&[
