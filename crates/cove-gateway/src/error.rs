@@ -33,11 +33,4 @@ pub enum GatewayError {
     /// rustls rejected the configuration.
     #[error("tls configuration: {0}")]
     Rustls(#[from] rustls::Error),
-    /// Accepting connections failed in a way that is not per-connection.
-    #[error("accept on {addr}: {source}")]
-    Accept {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
 }

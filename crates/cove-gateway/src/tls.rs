@@ -17,6 +17,8 @@ use crate::error::GatewayError;
 /// File names of the generated pair inside `<data_dir>/tls/`.
 pub const CERT_FILE: &str = "gateway.crt";
 pub const KEY_FILE: &str = "gateway.key";
+/// Records which domain the generated pair was made for, so a domain change regenerates it.
+const DOMAIN_FILE: &str = "gateway.domain";
 
 /// Builds the server config: explicit files if given, else the generated pair. ALPN offers
 /// h2 and http/1.1.
@@ -42,7 +44,8 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Returns the generated pair's paths, generating it first if either file is missing.
+/// Returns the generated pair's paths, generating it first if either file is missing or it
+/// was made for another domain.
 pub fn ensure_self_signed(
     data_dir: &Path,
     domain: &str,
@@ -50,14 +53,20 @@ pub fn ensure_self_signed(
     let dir = data_dir.join("tls");
     let cert_path = dir.join(CERT_FILE);
     let key_path = dir.join(KEY_FILE);
-    if cert_path.is_file() && key_path.is_file() {
+    let domain_path = dir.join(DOMAIN_FILE);
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let same_domain = match fs::read_to_string(&domain_path) {
+        Ok(recorded) => recorded.trim() == domain,
+        // Pairs from before the domain was recorded are kept.
+        Err(_) => true,
+    };
+    if cert_path.is_file() && key_path.is_file() && same_domain {
         return Ok((cert_path, key_path));
     }
     fs::create_dir_all(&dir).map_err(|source| GatewayError::TlsIo {
         path: dir.clone(),
         source,
     })?;
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let mut params = rcgen::CertificateParams::new(vec![format!("*.{domain}"), domain.clone()])?;
     params
         .distinguished_name
@@ -67,6 +76,7 @@ pub fn ensure_self_signed(
     // Key first: a crash between the two leaves no certificate without its key.
     write_file(&key_path, key_pair.serialize_pem().as_bytes(), 0o600)?;
     write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    write_file(&domain_path, domain.as_bytes(), 0o644)?;
     tracing::info!(cert = %cert_path.display(), "generated self-signed gateway certificate");
     Ok((cert_path, key_path))
 }
@@ -140,6 +150,26 @@ mod tests {
         let (c2, _) = ensure_self_signed(dir.path(), "cove.test").expect("reuse");
         assert_eq!(first, fs::read(c2).expect("read again"));
         assert!(server_config(None, None, dir.path(), "cove.test").is_ok());
+    }
+
+    #[test]
+    fn domain_change_regenerates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, _) = ensure_self_signed(dir.path(), "a.test").expect("generate");
+        let first = fs::read(&c).expect("read");
+        ensure_self_signed(dir.path(), "b.test").expect("regenerate");
+        assert_ne!(first, fs::read(&c).expect("read"));
+    }
+
+    #[test]
+    fn explicit_files_are_used_and_nothing_generated() {
+        let src = tempfile::tempdir().expect("tempdir");
+        let (c, k) = ensure_self_signed(src.path(), "x.test").expect("generate");
+        let data = tempfile::tempdir().expect("tempdir");
+        assert!(server_config(Some(&c), Some(&k), data.path(), "x.test").is_ok());
+        assert!(!data.path().join("tls").exists());
+        let bad = server_config(Some(&k), Some(&c), data.path(), "x.test");
+        assert!(matches!(bad, Err(GatewayError::TlsInvalid { .. })));
     }
 
     #[test]
