@@ -1,0 +1,141 @@
+//! Daemon restarts lose nothing; data dirs are exclusive; daemons run side by side.
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[test]
+fn kill_9_and_restart_loses_nothing() {
+    let mut d = Daemon::start();
+    let img = registry().image("latest");
+    let running = d.run_httpd("-1");
+    let warm = d.run_httpd("8");
+    let exiting = d.run_pod(&[
+        "--image",
+        &registry().image("bare"),
+        "--entrypoint",
+        "sh -c 'while [ ! -f /tmp/go ]; do sleep 0.1; done; exit 7'",
+        "--keep-warm-seconds",
+        "-1",
+    ]);
+    d.wait_serving(&running, 8000, "/");
+    d.wait_status(&exiting.id, ContainerStatus::Running, LONG);
+
+    d.kill9();
+    // While the daemon is down, `exiting` ends by itself: tell it to through runc.
+    let runc_root = d.data_dir.join("runc");
+    let o = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["exec", &exiting.id, "touch", "/tmp/go"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "runc exec: {o:?}");
+    wait_until("the pod to exit while the daemon is down", LONG, || {
+        let o = Command::new("runc")
+            .arg("--root")
+            .arg(&runc_root)
+            .args(["state", &exiting.id])
+            .output()
+            .unwrap();
+        (!String::from_utf8_lossy(&o.stdout).contains("\"running\"")).then_some(())
+    });
+
+    d.restart();
+    let live: Vec<String> = d.list(false).into_iter().map(|c| c.id).collect();
+    assert!(live.contains(&running.id), "{live:?}");
+    assert_eq!(
+        d.wait_serving(&running, 8000, "/").trim(),
+        "Hello from a Cove pod"
+    );
+    let e = d.wait_status(&exiting.id, ContainerStatus::Exited, LONG);
+    assert_eq!(e.exit_code, Some(7), "{e:?}");
+    // Keep-warm still runs for pods started before the restart.
+    d.wait_status(&warm.id, ContainerStatus::Stopped, LONG);
+    assert_eq!(d.inspect(&running.id).status, ContainerStatus::Running);
+    // New pods work after a restart.
+    let c = d.run_pod(&[
+        "--image",
+        &img,
+        "--ports",
+        "8000",
+        "--keep-warm-seconds",
+        "300",
+    ]);
+    d.wait_serving(&c, 8000, "/");
+}
+
+#[test]
+fn sigterm_leaves_pods_running_and_the_next_start_adopts_them() {
+    let mut d = Daemon::start();
+    let c = d.run_httpd("-1");
+    d.wait_serving(&c, 8000, "/");
+    let st = d.terminate().unwrap();
+    assert!(st.success(), "{st}");
+    // The pod survived the daemon.
+    let o = Command::new("runc")
+        .arg("--root")
+        .arg(d.data_dir.join("runc"))
+        .args(["state", &c.id])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\"running\""),
+        "{o:?}"
+    );
+    d.restart();
+    assert_eq!(d.inspect(&c.id).status, ContainerStatus::Running);
+    assert_eq!(
+        d.wait_serving(&c, 8000, "/").trim(),
+        "Hello from a Cove pod"
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_dir_fails() {
+    let d = Daemon::start();
+    let mut cmd = d.server_command();
+    // Same data dir, other ports and subnet.
+    let other = SubnetLease::take();
+    cmd.args(["--api-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--gateway-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--subnet", &other.cidr]);
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = wait_until("the second daemon to exit", LONG, || {
+        child.try_wait().unwrap()
+    });
+    let o = child.wait_with_output().unwrap();
+    assert!(!st.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "want one line: {err}");
+    assert!(
+        lines[0].starts_with("Error:") && lines[0].contains(d.data_dir.to_str().unwrap()),
+        "{err}"
+    );
+    // The first one is unharmed.
+    let c = d.run_httpd("300");
+    d.wait_serving(&c, 8000, "/");
+}
+
+#[test]
+fn two_daemons_run_side_by_side() {
+    let a = Daemon::start();
+    let b = Daemon::start();
+    let pa = a.run_httpd("300");
+    let pb = b.run_httpd("300");
+    a.wait_serving(&pa, 8000, "/");
+    b.wait_serving(&pb, 8000, "/");
+    // Each gateway serves only its own pods.
+    assert_eq!(b.get(&pa, 8000, "/").status, 404);
+    assert_eq!(a.list(false).len(), 1);
+    assert_eq!(b.list(false).len(), 1);
+}
