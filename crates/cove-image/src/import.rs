@@ -132,7 +132,7 @@ fn name_images(
 
 /// `rel` inside `dir`, refusing anything (`..`, symlinks) that leads outside.
 fn inside(dir: &Path, rel: &str) -> Result<PathBuf, ImageError> {
-    let comps = unpack::components(Path::new(rel))?;
+    let comps = crate::fsat::components(Path::new(rel))?;
     let p = comps.iter().fold(dir.to_path_buf(), |p, c| p.join(c));
     let canon = p
         .canonicalize()

@@ -4,10 +4,11 @@
 //! * [`reference`] — reference parsing and the canonical form (DB key).
 //! * [`pull`] — the registry client (oci-client) and the pull flow.
 //! * `blobs` — content-addressed blob store with verified writes.
-//! * `unpack`, `whiteout` — the hostile-layer boundary: our own tar entry loop.
+//! * `unpack`, `fsat`, `whiteout` — the hostile-layer boundary: our own tar
+//!   entry loop over symlink-proof `*at` file operations.
 //! * `overlay` — mounting/unmounting container root filesystems.
 //! * `import` — OCI layouts, OCI archives and docker-archive tars.
-//! * `store` — [`ImageStore`]: the `images` table, GC.
+//! * `store`, `gc` — [`ImageStore`]: the `images` table; removal and GC.
 //!
 //! On disk (`<data_dir>/images`): `blobs/sha256/<hex>`, `l/<12 hex of diff_id>`
 //! (unpacked layers; short for the overlay option limit), `tmp/` (in-flight
@@ -16,6 +17,8 @@
 mod blobs;
 mod config;
 mod error;
+mod fsat;
+mod gc;
 mod import;
 mod manifest;
 mod overlay;

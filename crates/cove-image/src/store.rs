@@ -161,46 +161,6 @@ impl ImageStore {
         }
     }
 
-    /// Forgets `reference`, then deletes its blobs and layer dirs that no other
-    /// image references, `in_use(diff_id)` does not claim, and no overlay mount
-    /// on the machine uses as a lowerdir.
-    #[tracing::instrument(skip(self, in_use))]
-    pub fn remove(&self, reference: &str, in_use: &dyn Fn(&str) -> bool) -> Result<(), ImageError> {
-        let key = Self::normalize(reference)?;
-        let _gc = self.inner.gc.lock().unwrap_or_else(|p| p.into_inner());
-        let row = self
-            .inner
-            .db
-            .get_image(&key)?
-            .ok_or_else(|| ImageError::NotFound(key.clone()))?;
-        let layers = parse_layers(&row)?;
-        self.inner.db.delete_image(&key)?;
-        let mut keep_blobs = std::collections::HashSet::new();
-        let mut keep_layers = std::collections::HashSet::new();
-        for other in self.inner.db.list_images()? {
-            keep_blobs.insert(other.config_digest.clone());
-            for l in parse_layers(&other)? {
-                keep_blobs.insert(l.blob);
-                keep_layers.insert(l.diff_id);
-            }
-        }
-        if !keep_blobs.contains(&row.config_digest) {
-            self.inner.blobs.remove(&row.config_digest)?;
-        }
-        let mounted = overlay::mounted_lowerdirs()?;
-        for l in layers {
-            if !keep_blobs.contains(&l.blob) {
-                self.inner.blobs.remove(&l.blob)?;
-            }
-            let dir = self.inner.layer_dir(&l.diff_id)?;
-            if keep_layers.contains(&l.diff_id) || in_use(&l.diff_id) || mounted.contains(&dir) {
-                continue;
-            }
-            self.inner.remove_layer_dir(&dir)?;
-        }
-        Ok(())
-    }
-
     /// Mounts the image's root filesystem at `<container_dir>/rootfs`.
     pub fn mount_rootfs(&self, image: &Image, container_dir: &Path) -> Result<PathBuf, ImageError> {
         let lowers = image
@@ -232,18 +192,6 @@ impl ImageStore {
 impl Inner {
     pub fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
         Ok(self.layers_dir.join(&digest_hex(diff_id)?[..12]))
-    }
-
-    /// Renames then deletes, so a half-deleted layer never looks complete.
-    fn remove_layer_dir(&self, dir: &Path) -> Result<(), ImageError> {
-        let doomed = temp_path(&self.tmp, "gc");
-        match std::fs::rename(dir, &doomed) {
-            Ok(()) => {
-                std::fs::remove_dir_all(&doomed).map_err(|e| ImageError::io("remove", &doomed, e))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ImageError::io("remove", dir, e)),
-        }
     }
 
     /// Unpacks blob `blob` into the layer dir for `diff_id` unless already there.
@@ -296,7 +244,7 @@ impl Inner {
     }
 }
 
-fn parse_layers(row: &cove_store::ImageRow) -> Result<Vec<StoredLayer>, ImageError> {
+pub(crate) fn parse_layers(row: &cove_store::ImageRow) -> Result<Vec<StoredLayer>, ImageError> {
     serde_json::from_str(&row.layers_json)
         .map_err(|e| ImageError::Invalid(format!("stored layers of {}: {e}", row.reference)))
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 
-use crate::unpack::remove_existing;
+use crate::fsat::remove_existing;
 use crate::ImageError;
 
 pub(crate) const PREFIX: &str = ".wh.";
