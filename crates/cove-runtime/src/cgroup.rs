@@ -21,7 +21,9 @@ pub(crate) fn v1_memory_mount() -> PathBuf {
         };
         let mut r = right.split(' ');
         let (fstype, superopts) = (r.next(), r.nth(1));
-        if fstype == Some("cgroup") && superopts.is_some_and(|o| o.split(',').any(|x| x == "memory")) {
+        if fstype == Some("cgroup")
+            && superopts.is_some_and(|o| o.split(',').any(|x| x == "memory"))
+        {
             if let Some(mp) = left.split(' ').nth(4) {
                 return PathBuf::from(mp);
             }
@@ -33,7 +35,9 @@ pub(crate) fn v1_memory_mount() -> PathBuf {
 /// True when the v1 memory controller has swap accounting (`memory.memsw.*`); runc fails if
 /// a swap limit is requested without it. On v2 runc maps swap to `memory.swap.max` itself.
 pub(crate) fn has_swap_accounting(v2: bool) -> bool {
-    v2 || v1_memory_mount().join("memory.memsw.limit_in_bytes").exists()
+    v2 || v1_memory_mount()
+        .join("memory.memsw.limit_in_bytes")
+        .exists()
 }
 
 /// The file holding the container's `oom_kill N` counter.

@@ -61,7 +61,9 @@ pub fn shim_is_alive(shim_pid: i32, id: &str) -> bool {
     }
     // "<pid> (<comm>) <state> ...": comm may contain spaces, so look after the last ')'.
     let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
     !matches!(state, Some('Z') | Some('X') | None)
 }
 
@@ -121,7 +123,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cove-rt-exit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(read_exit_file(&dir), None);
-        let st = ExitStatus { code: 137, signal: Some(9), oom_killed: true };
+        let st = ExitStatus {
+            code: 137,
+            signal: Some(9),
+            oom_killed: true,
+        };
         write_exit_file(&dir, &st).unwrap();
         assert_eq!(read_exit_file(&dir), Some(st));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -138,8 +144,15 @@ mod tests {
     async fn wait_exit_of_gone_shim_reads_file() {
         let dir = std::env::temp_dir().join(format!("cove-rt-wait-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        assert!(matches!(wait_exit(i32::MAX, &dir).await, Err(RuntimeError::ExitUnknown { .. })));
-        let st = ExitStatus { code: 3, signal: None, oom_killed: false };
+        assert!(matches!(
+            wait_exit(i32::MAX, &dir).await,
+            Err(RuntimeError::ExitUnknown { .. })
+        ));
+        let st = ExitStatus {
+            code: 3,
+            signal: None,
+            oom_killed: false,
+        };
         write_exit_file(&dir, &st).unwrap();
         assert_eq!(wait_exit(i32::MAX, &dir).await.unwrap(), st);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -31,11 +31,11 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use cgroup::leftover_dirs;
 pub use error::RuntimeError;
 pub use exit::{read_exit_file, shim_is_alive, wait_exit, ExitStatus};
 pub use runc::Runc;
 pub use shim::shim_main;
-pub use cgroup::leftover_dirs;
 pub use spec::host_nofile_hard_limit;
 
 /// Everything needed to start one container. Built by the lifecycle crate.
@@ -103,7 +103,10 @@ pub trait Runtime: Send + Sync {
     fn name(&self) -> &'static str;
     /// Writes the bundle, spawns the shim and returns once the container's init runs (or the error).
     /// On error nothing is left behind (runc container and cgroups are deleted).
-    fn start<'a>(&'a self, cfg: &'a ContainerConfig) -> BoxFuture<'a, Result<Started, RuntimeError>>;
+    fn start<'a>(
+        &'a self,
+        cfg: &'a ContainerConfig,
+    ) -> BoxFuture<'a, Result<Started, RuntimeError>>;
     /// SIGTERM to init, SIGKILL to every process after `grace`; returns when init is dead.
     /// Ok if the container is unknown or already stopped.
     fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), RuntimeError>>;

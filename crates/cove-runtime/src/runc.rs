@@ -7,7 +7,9 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing::{debug, instrument, warn};
 
-use crate::exit::{async_pidfd, pidfd_open, read_pid_file, shim_is_alive, EXIT_FILE, INIT_PID_FILE, SHIM_PID_FILE};
+use crate::exit::{
+    async_pidfd, pidfd_open, read_pid_file, shim_is_alive, EXIT_FILE, INIT_PID_FILE, SHIM_PID_FILE,
+};
 use crate::spec::{build_spec, write_spec, HostInfo};
 use crate::{cgroup, etc_files, runc_cmd, user};
 use crate::{BoxFuture, ContainerConfig, ExecOutput, Runtime, RuntimeError, Started};
@@ -42,12 +44,21 @@ impl Runc {
     /// `root`: runc's state dir (e.g. `<data-dir>/runc`); `shim_exe`: the `cove` binary, which
     /// must dispatch `cove shim ...` to [`crate::shim_main`].
     pub fn new(root: PathBuf, shim_exe: PathBuf) -> Self {
-        let runc = ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .unwrap_or_else(|| PathBuf::from("runc"));
-        Runc { runc, root, shim_exe }
+        let runc = [
+            "/usr/sbin/runc",
+            "/usr/bin/runc",
+            "/usr/local/sbin/runc",
+            "/usr/local/bin/runc",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("runc"));
+        Runc {
+            runc,
+            root,
+            shim_exe,
+        }
     }
 
     /// Uses a specific runc binary instead of the one found in the usual places.
@@ -82,7 +93,10 @@ impl Runc {
     #[instrument(skip_all, fields(pod = %cfg.id))]
     async fn start_inner(&self, cfg: &ContainerConfig) -> Result<Started, RuntimeError> {
         if cfg.id.is_empty() || cfg.id.contains('/') || cfg.id.starts_with('.') {
-            return Err(RuntimeError::InvalidConfig(format!("bad container id {:?}", cfg.id)));
+            return Err(RuntimeError::InvalidConfig(format!(
+                "bad container id {:?}",
+                cfg.id
+            )));
         }
         std::fs::create_dir_all(&cfg.dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", cfg.dir.display()), e))?;
@@ -99,7 +113,11 @@ impl Runc {
         }
         match self.spawn_shim(cfg).await {
             Ok(started) => {
-                debug!(init_pid = started.init_pid, shim_pid = started.shim_pid, "container started");
+                debug!(
+                    init_pid = started.init_pid,
+                    shim_pid = started.shim_pid,
+                    "container started"
+                );
                 Ok(started)
             }
             Err(e) => {
@@ -128,7 +146,9 @@ impl Runc {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .map_err(|e| RuntimeError::io(format!("spawning shim {}", self.shim_exe.display()), e))?;
+            .map_err(|e| {
+                RuntimeError::io(format!("spawning shim {}", self.shim_exe.display()), e)
+            })?;
         let stdout = child.stdout.take();
         let mut line = String::new();
         let read = async {
@@ -157,7 +177,10 @@ impl Runc {
     fn kill_shim(&self, cfg: &ContainerConfig) {
         if let Some(pid) = read_pid_file(&cfg.dir.join(SHIM_PID_FILE)) {
             if shim_is_alive(pid, &cfg.id) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
     }
@@ -193,7 +216,11 @@ impl Runc {
 
     /// `runc kill [--all] <id> <sig>`; a container that is gone or stopped is not an error.
     async fn kill(&self, id: &str, sig: &str, all: bool) -> Result<(), RuntimeError> {
-        let args: Vec<&str> = if all { vec!["kill", "--all", id, sig] } else { vec!["kill", id, sig] };
+        let args: Vec<&str> = if all {
+            vec!["kill", "--all", id, sig]
+        } else {
+            vec!["kill", id, sig]
+        };
         let out = self.call(&args).await?;
         if out.success() || out.not_found() {
             return Ok(());
@@ -214,7 +241,9 @@ impl Runc {
         cwd: Option<&str>,
     ) -> Result<ExecOutput, RuntimeError> {
         if args.is_empty() {
-            return Err(RuntimeError::InvalidConfig("exec args must not be empty".into()));
+            return Err(RuntimeError::InvalidConfig(
+                "exec args must not be empty".into(),
+            ));
         }
         let mut cmd: Vec<&str> = vec!["exec"];
         for e in env {
@@ -249,7 +278,11 @@ impl Runc {
         let left = cgroup::remove_leftovers(id).await;
         if !left.is_empty() {
             let dirs: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
-            return Err(runc_err("delete", id, format!("cgroup directories remain: {}", dirs.join(", "))));
+            return Err(runc_err(
+                "delete",
+                id,
+                format!("cgroup directories remain: {}", dirs.join(", ")),
+            ));
         }
         Ok(())
     }
@@ -261,7 +294,11 @@ impl Runc {
         }
         let entries: Option<Vec<ListEntry>> = serde_json::from_slice(&out.output.stdout)
             .map_err(|e| runc_err("list", "*", format!("unparsable list: {e}")))?;
-        Ok(entries.unwrap_or_default().into_iter().map(|e| e.id).collect())
+        Ok(entries
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.id)
+            .collect())
     }
 }
 
@@ -297,7 +334,10 @@ impl Runtime for Runc {
     fn name(&self) -> &'static str {
         "runc"
     }
-    fn start<'a>(&'a self, cfg: &'a ContainerConfig) -> BoxFuture<'a, Result<Started, RuntimeError>> {
+    fn start<'a>(
+        &'a self,
+        cfg: &'a ContainerConfig,
+    ) -> BoxFuture<'a, Result<Started, RuntimeError>> {
         Box::pin(self.start_inner(cfg))
     }
     fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), RuntimeError>> {
@@ -326,15 +366,24 @@ mod tests {
 
     #[test]
     fn reports() {
-        assert_eq!(parse_report("a", "started 10 20").unwrap(), Started { shim_pid: 20, init_pid: 10 });
-        assert!(matches!(parse_report("a", "error boom"), Err(RuntimeError::Start { message, .. }) if message == "boom"));
+        assert_eq!(
+            parse_report("a", "started 10 20").unwrap(),
+            Started {
+                shim_pid: 20,
+                init_pid: 10
+            }
+        );
+        assert!(
+            matches!(parse_report("a", "error boom"), Err(RuntimeError::Start { message, .. }) if message == "boom")
+        );
         assert!(parse_report("a", "").is_err());
         assert!(parse_report("a", "garbage").is_err());
     }
 
     #[test]
     fn object_safe() {
-        let rt: std::sync::Arc<dyn Runtime> = std::sync::Arc::new(Runc::new("/tmp/x".into(), "/bin/false".into()));
+        let rt: std::sync::Arc<dyn Runtime> =
+            std::sync::Arc::new(Runc::new("/tmp/x".into(), "/bin/false".into()));
         assert_eq!(rt.name(), "runc");
     }
 }

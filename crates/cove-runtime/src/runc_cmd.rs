@@ -27,7 +27,9 @@ impl RuncOutput {
         if let Some(e) = &self.error {
             return e.clone();
         }
-        let stderr = String::from_utf8_lossy(&self.output.stderr).trim().to_string();
+        let stderr = String::from_utf8_lossy(&self.output.stderr)
+            .trim()
+            .to_string();
         if stderr.is_empty() {
             format!("runc exited with {}", self.output.status)
         } else {

@@ -92,7 +92,10 @@ fn run(a: &ShimArgs) -> i32 {
     {
         Ok(f) => f,
         Err(e) => {
-            report(&format!("error cannot open log {}: {e}", a.log_path.display()));
+            report(&format!(
+                "error cannot open log {}: {e}",
+                a.log_path.display()
+            ));
             return 1;
         }
     };
@@ -121,7 +124,9 @@ fn run(a: &ShimArgs) -> i32 {
         .status();
     let failure = match status {
         Ok(s) if s.success() => None,
-        Ok(s) => Some(runc_cmd::last_error(&runc_log).unwrap_or_else(|| format!("runc run exited with {s}"))),
+        Ok(s) => Some(
+            runc_cmd::last_error(&runc_log).unwrap_or_else(|| format!("runc run exited with {s}")),
+        ),
         Err(e) => Some(format!("cannot execute {}: {e}", a.runc)),
     };
     if let Some(msg) = failure {
@@ -137,7 +142,10 @@ fn run(a: &ShimArgs) -> i32 {
 
     let status = reap_until(init_pid);
     let oom_killed = cgroup::read_oom_kills(a.oom_file) > 0;
-    let status = ExitStatus { oom_killed, ..status };
+    let status = ExitStatus {
+        oom_killed,
+        ..status
+    };
     if write_exit_file(a.dir, &status).is_err() {
         return 1;
     }
@@ -148,7 +156,11 @@ fn run(a: &ShimArgs) -> i32 {
 fn reap_until(init_pid: i32) -> ExitStatus {
     let init = Pid::from_raw(init_pid);
     // If init was never re-parented to us (should not happen), its status is unknown: 255.
-    let mut status = ExitStatus { code: 255, signal: None, oom_killed: false };
+    let mut status = ExitStatus {
+        code: 255,
+        signal: None,
+        oom_killed: false,
+    };
     loop {
         match waitpid(Pid::from_raw(-1), None) {
             Ok(WaitStatus::Exited(pid, code)) if pid == init => {

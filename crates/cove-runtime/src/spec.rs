@@ -50,7 +50,11 @@ pub fn host_nofile_hard_limit() -> u64 {
 }
 
 /// Builds the spec for `cfg`, running as `user`.
-pub fn build_spec(cfg: &ContainerConfig, user: &ResolvedUser, host: &HostInfo) -> Result<Spec, RuntimeError> {
+pub fn build_spec(
+    cfg: &ContainerConfig,
+    user: &ResolvedUser,
+    host: &HostInfo,
+) -> Result<Spec, RuntimeError> {
     if cfg.args.is_empty() {
         return Err(RuntimeError::InvalidConfig("args must not be empty".into()));
     }
@@ -82,7 +86,11 @@ pub fn build_spec(cfg: &ContainerConfig, user: &ResolvedUser, host: &HostInfo) -
         )
         .args(cfg.args.clone())
         .env(process_env(cfg, user))
-        .cwd(if cfg.cwd.is_empty() { "/" } else { cfg.cwd.as_str() })
+        .cwd(if cfg.cwd.is_empty() {
+            "/"
+        } else {
+            cfg.cwd.as_str()
+        })
         .capabilities(
             LinuxCapabilitiesBuilder::default()
                 .bounding(caps.clone())
@@ -127,7 +135,12 @@ pub fn build_spec(cfg: &ContainerConfig, user: &ResolvedUser, host: &HostInfo) -
     Ok(SpecBuilder::default()
         .version("1.0.2-dev")
         .process(process)
-        .root(RootBuilder::default().path(cfg.rootfs.clone()).readonly(false).build()?)
+        .root(
+            RootBuilder::default()
+                .path(cfg.rootfs.clone())
+                .readonly(false)
+                .build()?,
+        )
         .hostname(cfg.hostname.clone())
         .mounts(mounts(&cfg.dir)?)
         .linux(linux)
@@ -137,7 +150,10 @@ pub fn build_spec(cfg: &ContainerConfig, user: &ResolvedUser, host: &HostInfo) -
 /// The image/user env plus `PATH`, `HOSTNAME` and `HOME` when missing.
 fn process_env(cfg: &ContainerConfig, user: &ResolvedUser) -> Vec<String> {
     let mut env = cfg.env.clone();
-    let has = |env: &[String], key: &str| env.iter().any(|e| e.split_once('=').is_some_and(|(k, _)| k == key));
+    let has = |env: &[String], key: &str| {
+        env.iter()
+            .any(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+    };
     if !has(&env, "PATH") {
         env.push(DEFAULT_PATH.to_string());
     }
@@ -145,7 +161,11 @@ fn process_env(cfg: &ContainerConfig, user: &ResolvedUser) -> Vec<String> {
         env.push(format!("HOSTNAME={}", cfg.hostname));
     }
     if !has(&env, "HOME") {
-        let home = user.home.as_deref().filter(|h| !h.is_empty()).unwrap_or("/");
+        let home = user
+            .home
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .unwrap_or("/");
         env.push(format!("HOME={home}"));
     }
     env
@@ -168,17 +188,32 @@ fn namespaces(netns: Option<&Path>, cgroup_v2: bool) -> Result<Vec<LinuxNamespac
     out.push(net.build()?);
     // A cgroup namespace on v1 would hide nothing useful and breaks some hybrid setups.
     if cgroup_v2 {
-        out.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Cgroup).build()?);
+        out.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Cgroup)
+                .build()?,
+        );
     }
     Ok(out)
 }
 
-fn resources(cfg: &ContainerConfig, host: &HostInfo) -> Result<oci_spec::runtime::LinuxResources, RuntimeError> {
-    let mut r = LinuxResourcesBuilder::default()
-        .devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?]);
+fn resources(
+    cfg: &ContainerConfig,
+    host: &HostInfo,
+) -> Result<oci_spec::runtime::LinuxResources, RuntimeError> {
+    let mut r = LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()?]);
     if cfg.cpu_millis > 0 {
-        let quota = i64::try_from(cfg.cpu_millis.saturating_mul(CPU_PERIOD_US / 1000)).unwrap_or(i64::MAX);
-        r = r.cpu(LinuxCpuBuilder::default().quota(quota).period(CPU_PERIOD_US).build()?);
+        let quota =
+            i64::try_from(cfg.cpu_millis.saturating_mul(CPU_PERIOD_US / 1000)).unwrap_or(i64::MAX);
+        r = r.cpu(
+            LinuxCpuBuilder::default()
+                .quota(quota)
+                .period(CPU_PERIOD_US)
+                .build()?,
+        );
     }
     if cfg.memory_mib > 0 {
         let bytes = i64::try_from(cfg.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
@@ -206,17 +241,49 @@ fn mounts(dir: &Path) -> Result<Vec<Mount>, RuntimeError> {
     };
     let mut out = vec![
         m("/proc", "proc", "proc", &[])?,
-        m("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
+        m(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
         m(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         )?,
-        m("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
-        m("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
-        m("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
-        m("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"])?,
+        m(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        m(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        m(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        m(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        )?,
     ];
     for (src, dest) in etc_files(dir) {
         out.push(
@@ -240,7 +307,8 @@ pub fn write_spec(dir: &Path, spec: &Spec) -> Result<(), RuntimeError> {
     let path = dir.join("config.json");
     let json = serde_json::to_vec_pretty(spec)
         .map_err(|e| RuntimeError::io("serializing config.json", std::io::Error::other(e)))?;
-    std::fs::write(&path, json).map_err(|e| RuntimeError::io(format!("writing {}", path.display()), e))
+    std::fs::write(&path, json)
+        .map_err(|e| RuntimeError::io(format!("writing {}", path.display()), e))
 }
 
 #[cfg(test)]

@@ -22,10 +22,22 @@ fn cfg() -> ContainerConfig {
     }
 }
 
-const V1: HostInfo = HostInfo { cgroup_v2: false, swap_accounting: true, nofile_hard: 20_000 };
+const V1: HostInfo = HostInfo {
+    cgroup_v2: false,
+    swap_accounting: true,
+    nofile_hard: 20_000,
+};
 
 fn ns_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
-    spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect()
+    spec.linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|n| n.typ())
+        .collect()
 }
 
 #[test]
@@ -35,56 +47,119 @@ fn namespaces_follow_cgroup_version_and_netns() {
     let t = ns_types(&spec);
     assert_eq!(t.len(), 5);
     assert!(!t.contains(&LinuxNamespaceType::Cgroup));
-    let v2 = HostInfo { cgroup_v2: true, ..V1 };
-    assert!(ns_types(&build_spec(&cfg(), &user, &v2).unwrap()).contains(&LinuxNamespaceType::Cgroup));
+    let v2 = HostInfo {
+        cgroup_v2: true,
+        ..V1
+    };
+    assert!(
+        ns_types(&build_spec(&cfg(), &user, &v2).unwrap()).contains(&LinuxNamespaceType::Cgroup)
+    );
 
     let mut c = cfg();
     c.netns = Some(PathBuf::from("/run/netns/cove-1"));
     let spec = build_spec(&c, &user, &V1).unwrap();
-    let net = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap().iter()
-        .find(|n| n.typ() == LinuxNamespaceType::Network).unwrap().clone();
+    let net = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Network)
+        .unwrap()
+        .clone();
     assert_eq!(net.path().as_deref(), Some(Path::new("/run/netns/cove-1")));
 }
 
 #[test]
 fn rlimit_nofile_is_clamped_to_host_hard_limit() {
     let spec = build_spec(&cfg(), &ResolvedUser::default(), &V1).unwrap();
-    let r = spec.process().as_ref().unwrap().rlimits().as_ref().unwrap().clone();
+    let r = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .rlimits()
+        .as_ref()
+        .unwrap()
+        .clone();
     assert_eq!(r.len(), 1);
     assert_eq!((r[0].soft(), r[0].hard()), (20_000, 20_000));
-    let big = HostInfo { nofile_hard: u64::MAX, ..V1 };
+    let big = HostInfo {
+        nofile_hard: u64::MAX,
+        ..V1
+    };
     let spec = build_spec(&cfg(), &ResolvedUser::default(), &big).unwrap();
-    let r = spec.process().as_ref().unwrap().rlimits().as_ref().unwrap().clone();
+    let r = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .rlimits()
+        .as_ref()
+        .unwrap()
+        .clone();
     assert_eq!(r[0].hard(), WANTED_NOFILE);
 }
 
 #[test]
 fn cpu_memory_pids_math() {
     let spec = build_spec(&cfg(), &ResolvedUser::default(), &V1).unwrap();
-    let res = spec.linux().as_ref().unwrap().resources().as_ref().unwrap().clone();
+    let res = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .resources()
+        .as_ref()
+        .unwrap()
+        .clone();
     let cpu = res.cpu().as_ref().unwrap();
     assert_eq!((cpu.quota(), cpu.period()), (Some(25_000), Some(100_000)));
     let mem = res.memory().as_ref().unwrap();
     assert_eq!(mem.limit(), Some(128 * 1024 * 1024));
     assert_eq!(mem.swap(), Some(128 * 1024 * 1024));
     assert_eq!(res.pids().as_ref().unwrap().limit(), 1024);
-    assert_eq!(spec.linux().as_ref().unwrap().cgroups_path().as_deref(), Some(Path::new("/cove-t1/pod-x-1234abcd")));
+    assert_eq!(
+        spec.linux().as_ref().unwrap().cgroups_path().as_deref(),
+        Some(Path::new("/cove-t1/pod-x-1234abcd"))
+    );
 
-    let no_swap = HostInfo { swap_accounting: false, ..V1 };
+    let no_swap = HostInfo {
+        swap_accounting: false,
+        ..V1
+    };
     let spec = build_spec(&cfg(), &ResolvedUser::default(), &no_swap).unwrap();
-    let res = spec.linux().as_ref().unwrap().resources().as_ref().unwrap().clone();
+    let res = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .resources()
+        .as_ref()
+        .unwrap()
+        .clone();
     assert_eq!(res.memory().as_ref().unwrap().swap(), None);
 
     let mut c = cfg();
     (c.cpu_millis, c.memory_mib, c.pids_limit) = (0, 0, 0);
     let spec = build_spec(&c, &ResolvedUser::default(), &V1).unwrap();
-    let res = spec.linux().as_ref().unwrap().resources().as_ref().unwrap().clone();
+    let res = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .resources()
+        .as_ref()
+        .unwrap()
+        .clone();
     assert!(res.cpu().is_none() && res.memory().is_none() && res.pids().is_none());
 }
 
 #[test]
 fn process_user_env_caps() {
-    let user = ResolvedUser { uid: 1000, gid: 100, additional_gids: vec![10], home: Some("/home/j".into()) };
+    let user = ResolvedUser {
+        uid: 1000,
+        gid: 100,
+        additional_gids: vec![10],
+        home: Some("/home/j".into()),
+    };
     let spec = build_spec(&cfg(), &user, &V1).unwrap();
     let p = spec.process().as_ref().unwrap();
     assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
@@ -109,20 +184,44 @@ fn mounts_include_etc_binds_and_json_shape() {
     let spec = build_spec(&cfg(), &ResolvedUser::default(), &V1).unwrap();
     let json = serde_json::to_value(&spec).unwrap();
     let mounts = json["mounts"].as_array().unwrap();
-    let dests: Vec<&str> = mounts.iter().map(|m| m["destination"].as_str().unwrap()).collect();
-    for d in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/etc/resolv.conf", "/etc/hosts", "/etc/hostname"] {
+    let dests: Vec<&str> = mounts
+        .iter()
+        .map(|m| m["destination"].as_str().unwrap())
+        .collect();
+    for d in [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+        "/sys/fs/cgroup",
+        "/etc/resolv.conf",
+        "/etc/hosts",
+        "/etc/hostname",
+    ] {
         assert!(dests.contains(&d), "missing mount {d}");
     }
-    let resolv = mounts.iter().find(|m| m["destination"] == "/etc/resolv.conf").unwrap();
+    let resolv = mounts
+        .iter()
+        .find(|m| m["destination"] == "/etc/resolv.conf")
+        .unwrap();
     assert_eq!(resolv["source"], "/data/pods/x/etc/resolv.conf");
     assert_eq!(json["linux"]["resources"]["devices"][0]["allow"], false);
     assert_eq!(json["root"]["path"], "/data/pods/x/rootfs");
-    assert!(json["linux"]["maskedPaths"].as_array().unwrap().iter().any(|p| p == "/sys/devices/virtual/powercap"));
+    assert!(json["linux"]["maskedPaths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "/sys/devices/virtual/powercap"));
 }
 
 #[test]
 fn empty_args_rejected() {
     let mut c = cfg();
     c.args.clear();
-    assert!(matches!(build_spec(&c, &ResolvedUser::default(), &V1), Err(RuntimeError::InvalidConfig(_))));
+    assert!(matches!(
+        build_spec(&c, &ResolvedUser::default(), &V1),
+        Err(RuntimeError::InvalidConfig(_))
+    ));
 }

@@ -126,7 +126,12 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
                 gid: f.get(2)?.parse().ok()?,
                 members: f
                     .get(3)
-                    .map(|m| m.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             })
         })
@@ -218,7 +223,10 @@ mod tests {
     fn names_and_numbers() {
         let d = fake_rootfs();
         let u = resolve_user(&d.0, Some("jovyan")).unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (1000, 100, vec![10, 29]));
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids.clone()),
+            (1000, 100, vec![10, 29])
+        );
         let u = resolve_user(&d.0, Some("jovyan:users")).unwrap();
         assert_eq!((u.uid, u.gid), (1000, 100));
         assert!(u.additional_gids.is_empty());

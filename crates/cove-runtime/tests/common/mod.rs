@@ -27,9 +27,13 @@ impl Harness {
         std::fs::create_dir_all(rootfs.join("bin")).expect("mkdir rootfs");
         std::fs::create_dir_all(rootfs.join("etc")).expect("mkdir etc");
         std::fs::create_dir_all(rootfs.join("tmp")).expect("mkdir tmp");
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox (apt-get install busybox-static)");
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("copy busybox (apt-get install busybox-static)");
         // `busybox --install -s` would link to the host path; make relative links instead.
-        let list = std::process::Command::new("/bin/busybox").arg("--list").output().expect("busybox --list");
+        let list = std::process::Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             if applet != "busybox" {
                 let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
@@ -40,7 +44,11 @@ impl Harness {
             "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
         )
         .expect("passwd");
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nalice:x:1000:\nstaff:x:50:alice\n").expect("group");
+        std::fs::write(
+            rootfs.join("etc/group"),
+            "root:x:0:\nalice:x:1000:\nstaff:x:50:alice\n",
+        )
+        .expect("group");
         let shim = PathBuf::from(env!("CARGO_BIN_EXE_cove-shim-test"));
         let rt = Runc::new(base.join("runc-root"), shim);
         let cfg = ContainerConfig {
