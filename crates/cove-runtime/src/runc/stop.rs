@@ -1,0 +1,61 @@
+//! `stop`: SIGTERM to init, SIGKILL to every process after the grace period, waiting on a pidfd.
+
+use std::time::Duration;
+
+use tracing::{debug, instrument};
+
+use super::{runc_err, Runc};
+use crate::exit::{async_pidfd, pidfd_open};
+use crate::RuntimeError;
+
+/// How long `stop` waits for init to die after SIGKILL.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Runc {
+    #[instrument(skip(self), fields(pod = %id))]
+    pub(super) async fn stop_inner(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let Some(state) = self.state(id).await? else {
+            return Ok(());
+        };
+        if state.status == "stopped" || state.pid <= 0 {
+            return Ok(());
+        }
+        // Open the pidfd before signalling so a reused pid can never be mistaken for init.
+        let Some(fd) = pidfd_open(state.pid) else {
+            return Ok(());
+        };
+        let init = async_pidfd(fd)?;
+        self.kill(id, "TERM", false).await?;
+        if tokio::time::timeout(grace, init.readable()).await.is_ok() {
+            return Ok(());
+        }
+        debug!("grace period over, sending SIGKILL to all processes");
+        // --all: on cgroup v1 this reaches every process in the container's cgroup.
+        self.kill(id, "KILL", true).await?;
+        match tokio::time::timeout(KILL_TIMEOUT, init.readable()).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(RuntimeError::Timeout {
+                what: format!("container {id} to die after SIGKILL"),
+                secs: KILL_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+
+    /// `runc kill [--all] <id> <sig>`; a container that is gone or stopped is not an error.
+    pub(super) async fn kill(&self, id: &str, sig: &str, all: bool) -> Result<(), RuntimeError> {
+        let args: Vec<&str> = if all {
+            vec!["kill", "--all", id, sig]
+        } else {
+            vec!["kill", id, sig]
+        };
+        let out = self.call(&args).await?;
+        if out.success() || out.not_found() {
+            return Ok(());
+        }
+        let msg = out.message();
+        if msg.contains("not running") || msg.contains("process already finished") {
+            return Ok(());
+        }
+        Err(runc_err("kill", id, msg))
+    }
+}
