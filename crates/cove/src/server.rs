@@ -3,7 +3,7 @@
 //! re-adopts them.
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -61,15 +61,19 @@ pub struct ServerArgs {
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     let data_dir = &args.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let _lock = lock_data_dir(data_dir)?;
     let token = load_or_create_token(&data_dir.join("token"))?;
     let store = Store::open(&data_dir.join("state.db"))?;
     let images = ImageStore::open(data_dir, store.clone())?;
     images.set_insecure_registries(args.insecure_registries.clone());
-    let network = Network::setup(NetConfig { subnet: args.subnet, data_dir: data_dir.clone() })
-        .await
-        .with_context(|| format!("setting up the pod network {}", args.subnet))?;
+    let network = Network::setup(NetConfig {
+        subnet: args.subnet,
+        data_dir: data_dir.clone(),
+    })
+    .await
+    .with_context(|| format!("setting up the pod network {}", args.subnet))?;
     let shim = std::env::current_exe().context("finding the cove binary for the shim")?;
     let runtime = Arc::new(cove_runtime::Runc::new(data_dir.join("runc"), shim));
     let routes = Routes::default();
@@ -110,7 +114,10 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         runtime,
         routes,
     );
-    lifecycle.reconcile().await.context("reconciling state after start")?;
+    lifecycle
+        .reconcile()
+        .await
+        .context("reconciling state after start")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let until_stop = |mut rx: watch::Receiver<bool>| async move {
@@ -121,8 +128,16 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         async move { l.run_keep_warm().await }
     });
     let gw_task = tokio::spawn(gateway.serve(until_stop(stop_rx.clone())));
-    let state = AppState { lifecycle: lifecycle.clone(), token: Arc::new(token), info: Arc::new(info) };
-    let api_task = tokio::spawn(cove_api::serve(api_listener, state, until_stop(stop_rx.clone())));
+    let state = AppState {
+        lifecycle: lifecycle.clone(),
+        token: Arc::new(token),
+        info: Arc::new(info),
+    };
+    let api_task = tokio::spawn(cove_api::serve(
+        api_listener,
+        state,
+        until_stop(stop_rx.clone()),
+    ));
     info!(api = %args.api_listen, gateway = %gw_addr, data_dir = %data_dir.display(), "cove daemon ready");
 
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -157,12 +172,13 @@ fn lock_data_dir(dir: &Path) -> Result<Flock<std::fs::File>> {
         Ok(l) => l,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
             "another cove daemon (pid {}) is already using data dir {}",
-            holder.trim(),
+            holder.trim_matches(|c: char| c.is_whitespace() || c == '\0'),
             dir.display()
         ),
         Err((_, e)) => bail!("cannot lock {}: {e}", path.display()),
     };
     lock.set_len(0)?;
+    lock.seek(SeekFrom::Start(0))?;
     write!(&mut *lock, "{}", std::process::id())?;
     Ok(lock)
 }
@@ -175,7 +191,11 @@ fn load_or_create_token(path: &Path) -> Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let token = format!("cove_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let token = format!(
+        "cove_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let tmp = path.with_extension("tmp");
     let mut f = OpenOptions::new()
         .write(true)
@@ -193,6 +213,8 @@ fn load_or_create_token(path: &Path) -> Result<String> {
 /// 8 hex digits naming this daemon's cgroups.
 fn short_hash(s: &str) -> String {
     // FNV-1a: stable across builds, unlike std's hasher.
-    let h = s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let h = s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
     format!("{:08x}", h as u32)
 }
