@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,14 +50,29 @@ pub fn read_pid_file(path: &Path) -> Option<i32> {
 /// True if `shim_pid` is a live (non-zombie) process whose command line mentions `id`;
 /// guards against the pid having been reused by an unrelated process.
 pub fn shim_is_alive(shim_pid: i32, id: &str) -> bool {
-    if shim_pid <= 0 {
+    live_with_arg(shim_pid, |arg| arg == id.as_bytes())
+}
+
+/// Like [`shim_is_alive`], but identifies the shim by its `dir` argument (compared after
+/// canonicalizing, so `/data/x/` and `/data/x` match).
+fn shim_of_dir_is_alive(shim_pid: i32, dir: &Path) -> bool {
+    let want = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    live_with_arg(shim_pid, |arg| {
+        let p = Path::new(std::ffi::OsStr::from_bytes(arg));
+        p == dir || std::fs::canonicalize(p).is_ok_and(|c| c == want)
+    })
+}
+
+/// True if `pid` is alive, not a zombie, and one of its argv entries satisfies `matches`.
+fn live_with_arg(pid: i32, matches: impl Fn(&[u8]) -> bool) -> bool {
+    if pid <= 0 {
         return false;
     }
-    let proc_dir = PathBuf::from(format!("/proc/{shim_pid}"));
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let Ok(cmdline) = std::fs::read(proc_dir.join("cmdline")) else {
         return false;
     };
-    if !cmdline.split(|b| *b == 0).any(|arg| arg == id.as_bytes()) {
+    if !cmdline.split(|b| *b == 0).any(matches) {
         return false;
     }
     // "<pid> (<comm>) <state> ...": comm may contain spaces, so look after the last ')'.
@@ -104,8 +120,7 @@ pub(crate) async fn wait_pid(pid: i32) -> Result<(), RuntimeError> {
 /// Works for shims started by a previous daemon. If the shim is already gone, reads the exit file.
 pub async fn wait_exit(shim_pid: i32, dir: &Path) -> Result<ExitStatus, RuntimeError> {
     // The shim's argv contains `dir`; a different process behind a reused pid does not.
-    let dir_str = dir.to_string_lossy();
-    if shim_pid > 0 && shim_is_alive(shim_pid, &dir_str) {
+    if shim_of_dir_is_alive(shim_pid, dir) {
         wait_pid(shim_pid).await?;
     }
     read_exit_file(dir).ok_or_else(|| RuntimeError::ExitUnknown {

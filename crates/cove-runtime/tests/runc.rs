@@ -215,3 +215,40 @@ async fn shim_stays_small() {
     h.delete().await;
     assert!(rss_kb < 4096, "shim RSS {rss_kb} kB");
 }
+
+#[tokio::test]
+async fn a_restarted_daemon_finds_and_controls_the_container() {
+    let h = Harness::new(
+        "restart",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 4' TERM; echo ready; sleep 1000 & wait",
+        ],
+    );
+    let s = h.rt.start(&h.cfg).await.expect("start");
+    h.wait_log("ready").await;
+    // A second Runc over the same root stands in for the restarted daemon; it only has `dir`.
+    let again = cove_runtime::Runc::new(h.rt.root().to_path_buf(), "/bin/false".into());
+    assert_eq!(again.list().await.expect("list"), vec![h.cfg.id.clone()]);
+    let shim_pid: i32 = std::fs::read_to_string(h.cfg.dir.join("shim.pid"))
+        .expect("shim.pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert_eq!(shim_pid, s.shim_pid);
+    let out = again
+        .exec(&h.cfg.id, &["hostname".into()], &[], None)
+        .await
+        .expect("exec");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), h.cfg.hostname);
+    let dir_with_slash = std::path::PathBuf::from(format!("{}/", h.cfg.dir.display()));
+    let waiter = tokio::spawn(async move { wait_exit(shim_pid, &dir_with_slash).await });
+    again
+        .stop(&h.cfg.id, Duration::from_secs(5))
+        .await
+        .expect("stop");
+    assert_eq!(waiter.await.expect("join").expect("wait_exit").code, 4);
+    again.delete(&h.cfg.id).await.expect("delete");
+    assert!(cove_runtime::leftover_dirs(&h.cfg.id).is_empty());
+}
