@@ -33,8 +33,10 @@ pub struct AppState {
 
 /// The whole API as a router.
 pub fn router(state: AppState) -> Router {
-    let authed = routes::router()
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let authed = routes::router().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
     Router::new()
         .merge(authed)
         .merge(routes::public_router())
@@ -53,7 +55,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// One span per request, with its method, path, status and latency.
@@ -62,7 +66,11 @@ async fn trace_request(req: Request, next: Next) -> Response {
     async move {
         let start = Instant::now();
         let resp = next.run(req).await;
-        info!(status = resp.status().as_u16(), ms = start.elapsed().as_millis() as u64, "request");
+        info!(
+            status = resp.status().as_u16(),
+            ms = start.elapsed().as_millis() as u64,
+            "request"
+        );
         resp
     }
     .instrument(span)

@@ -24,14 +24,27 @@ impl Lifecycle {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Container, LifecycleError> {
         let spec = validate_pod_spec(req)?;
-        let image = self.inner.images.ensure(&spec.image, req.registry_auth.as_ref(), progress).await?;
+        let image = self
+            .inner
+            .images
+            .ensure(&spec.image, req.registry_auth.as_ref(), progress)
+            .await?;
         let args = resolve_args(&spec, &image)?;
         let pod_id = uuid::Uuid::new_v4().to_string();
-        let id = format!("pod-{pod_id}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let id = format!(
+            "pod-{pod_id}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let now = now_ms();
         let spec_json = serde_json::to_string(&spec)
             .map_err(|e| LifecycleError::Internal(format!("encoding spec: {e}")))?;
-        let pod = PodRow { id: pod_id.clone(), name: spec.name.clone(), deployment_id: None, spec_json, created_at: now };
+        let pod = PodRow {
+            id: pod_id.clone(),
+            name: spec.name.clone(),
+            deployment_id: None,
+            spec_json,
+            created_at: now,
+        };
         let row = ContainerRow {
             id: id.clone(),
             pod_id: pod_id.clone(),
@@ -142,7 +155,11 @@ impl Lifecycle {
         );
         self.inner.routes.insert(
             pod_id,
-            Target { address, ports: spec.ports.clone(), activity },
+            Target {
+                address,
+                ports: spec.ports.clone(),
+                activity,
+            },
         );
         self.watch_exit(id.to_string(), shim_pid, done_tx);
     }
@@ -179,11 +196,12 @@ fn resolve_args(spec: &ValidPodSpec, image: &Image) -> Result<Vec<String>, Lifec
 /// The image's environment overridden by the pod's, with a default PATH.
 fn merge_env(image_env: &[String], pod_env: &BTreeMap<String, String>) -> Vec<String> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let set = |k: &str, v: &str, out: &mut Vec<(String, String)>| {
-        match out.iter_mut().find(|(ek, _)| ek == k) {
-            Some(e) => e.1 = v.to_string(),
-            None => out.push((k.to_string(), v.to_string())),
-        }
+    let set = |k: &str, v: &str, out: &mut Vec<(String, String)>| match out
+        .iter_mut()
+        .find(|(ek, _)| ek == k)
+    {
+        Some(e) => e.1 = v.to_string(),
+        None => out.push((k.to_string(), v.to_string())),
     };
     for kv in image_env {
         if let Some((k, v)) = kv.split_once('=') {
@@ -196,7 +214,10 @@ fn merge_env(image_env: &[String], pod_env: &BTreeMap<String, String>) -> Vec<St
     if !out.iter().any(|(k, _)| k == "PATH") {
         out.insert(
             0,
-            ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
         );
     }
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
@@ -211,7 +232,10 @@ mod tests {
         let mut pod = BTreeMap::new();
         pod.insert("A".to_string(), "pod".to_string());
         let env = merge_env(&["A=img".into(), "B=img".into()], &pod);
-        assert_eq!(env[0], format!("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+        assert_eq!(
+            env[0],
+            format!("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        );
         assert!(env.contains(&"A=pod".to_string()));
         assert!(env.contains(&"B=img".to_string()));
         let env = merge_env(&["PATH=/x".into()], &BTreeMap::new());

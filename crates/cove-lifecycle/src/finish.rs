@@ -24,13 +24,21 @@ impl Lifecycle {
             return self.container(&row.id);
         };
         if row.status != ContainerStatus::Stopping.as_str() {
-            self.inner.store.set_status(id, ContainerStatus::Stopping.as_str(), Some(reason))?;
+            self.inner
+                .store
+                .set_status(id, ContainerStatus::Stopping.as_str(), Some(reason))?;
             self.inner.store.add_event(Some(id), "stop", reason)?;
         }
-        self.inner.runtime.stop(id, self.inner.cfg.stop_grace).await?;
+        self.inner
+            .runtime
+            .stop(id, self.inner.cfg.stop_grace)
+            .await?;
         let mut done = live.done.clone();
         let wait = self.inner.cfg.stop_grace + std::time::Duration::from_secs(10);
-        if tokio::time::timeout(wait, done.wait_for(|d| *d)).await.is_err() {
+        if tokio::time::timeout(wait, done.wait_for(|d| *d))
+            .await
+            .is_err()
+        {
             return Err(LifecycleError::Internal(format!(
                 "container {id} did not end within {}s of being killed",
                 wait.as_secs()
@@ -69,8 +77,16 @@ impl Lifecycle {
                 Some("killed: out of memory".to_string()),
             ),
             Ok(s) if was_stopping => (ContainerStatus::Stopped, Some(s.code), None),
-            Ok(s) => (ContainerStatus::Exited, Some(s.code), Some(describe_exit(s))),
-            Err(e) => (ContainerStatus::Failed, None, Some(format!("lost track of the container: {e}"))),
+            Ok(s) => (
+                ContainerStatus::Exited,
+                Some(s.code),
+                Some(describe_exit(s)),
+            ),
+            Err(e) => (
+                ContainerStatus::Failed,
+                None,
+                Some(format!("lost track of the container: {e}")),
+            ),
         };
         let live = self.live().remove(id);
         if let Some(live) = &live {
@@ -89,7 +105,9 @@ impl Lifecycle {
         ) {
             warn!(error = %e, "cannot record the end of a container");
         }
-        let msg = reason.clone().unwrap_or_else(|| final_status.as_str().to_string());
+        let msg = reason
+            .clone()
+            .unwrap_or_else(|| final_status.as_str().to_string());
         let _ = self.inner.store.add_event(Some(id), "end", &msg);
         info!(container = %id, status = final_status.as_str(), code = ?code, "container ended");
     }
@@ -105,7 +123,9 @@ impl Lifecycle {
             warn!(container = %id, error = %e, "network detach failed");
         }
         let dir = self.container_dir(id);
-        match tokio::task::spawn_blocking(move || cove_image::ImageStore::unmount_rootfs(&dir)).await {
+        match tokio::task::spawn_blocking(move || cove_image::ImageStore::unmount_rootfs(&dir))
+            .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(container = %id, error = %e, "unmount failed"),
             Err(e) => warn!(container = %id, error = %e, "unmount task failed"),

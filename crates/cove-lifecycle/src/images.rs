@@ -39,7 +39,9 @@ impl Lifecycle {
                 used.extend(img.layers);
             }
         }
-        self.inner.images.remove(&normalized, &|layer| used.iter().any(|u| u == layer))?;
+        self.inner
+            .images
+            .remove(&normalized, &|layer| used.iter().any(|u| u == layer))?;
         Ok(())
     }
 
@@ -50,7 +52,10 @@ impl Lifecycle {
         reference: Option<&str>,
     ) -> Result<Vec<ImageInfo>, LifecycleError> {
         let images = self.inner.images.import(path, reference).await?;
-        images.iter().map(|i| self.image_info(&i.reference)).collect()
+        images
+            .iter()
+            .map(|i| self.image_info(&i.reference))
+            .collect()
     }
 
     fn image_info(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
@@ -59,7 +64,9 @@ impl Lifecycle {
             .list()?
             .into_iter()
             .find(|i| i.reference == reference)
-            .ok_or_else(|| LifecycleError::Internal(format!("image {reference} vanished after it was stored")))
+            .ok_or_else(|| {
+                LifecycleError::Internal(format!("image {reference} vanished after it was stored"))
+            })
     }
 
     /// Runs a command in a running container and collects its output.
@@ -71,10 +78,16 @@ impl Lifecycle {
             return Err(LifecycleError::ContainerNotFound(id.to_string()));
         }
         if !self.live().contains_key(id) {
-            return Err(LifecycleError::Conflict(format!("container {id} is not running")));
+            return Err(LifecycleError::Conflict(format!(
+                "container {id} is not running"
+            )));
         }
         let env: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let out = self.inner.runtime.exec(id, &req.cmd, &env, req.workdir.as_deref()).await?;
+        let out = self
+            .inner
+            .runtime
+            .exec(id, &req.cmd, &env, req.workdir.as_deref())
+            .await?;
         Ok(ExecResponse {
             exit_code: out.exit_code,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

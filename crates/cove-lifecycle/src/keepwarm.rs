@@ -34,7 +34,11 @@ impl Lifecycle {
         loop {
             tick.tick().await;
             let now = now_ms();
-            let live: Vec<_> = self.live().iter().map(|(id, l)| (id.clone(), l.clone())).collect();
+            let live: Vec<_> = self
+                .live()
+                .iter()
+                .map(|(id, l)| (id.clone(), l.clone()))
+                .collect();
             persisted.retain(|id, _| live.iter().any(|(l, _)| l == id));
             for (id, l) in live {
                 let last = l.activity.last_end_ms();
@@ -48,7 +52,13 @@ impl Lifecycle {
                         persisted.insert(id.clone(), last);
                     }
                 }
-                if idle_deadline_passed(now, l.idle_since_ms, last, l.activity.active(), l.keep_warm_seconds) {
+                if idle_deadline_passed(
+                    now,
+                    l.idle_since_ms,
+                    last,
+                    l.activity.active(),
+                    l.keep_warm_seconds,
+                ) {
                     // Take it out of the timer's view at once so it is stopped once.
                     if let Some(entry) = self.live().get_mut(&id) {
                         entry.keep_warm_seconds = -1;

@@ -137,7 +137,10 @@ impl Lifecycle {
                 tracing::warn!(error = %e, "network teardown failed");
             }
         } else {
-            tracing::info!(live = self.live_count(), "leaving containers running across the restart");
+            tracing::info!(
+                live = self.live_count(),
+                "leaving containers running across the restart"
+            );
         }
     }
 }

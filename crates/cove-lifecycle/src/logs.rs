@@ -34,7 +34,9 @@ impl Lifecycle {
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
                     if file.is_none() {
-                        file = tokio::fs::File::open(this.container_dir(&id).join("container.log")).await.ok();
+                        file = tokio::fs::File::open(this.container_dir(&id).join("container.log"))
+                            .await
+                            .ok();
                     }
                     if let Some(f) = file.as_mut() {
                         if let Err(e) = f.seek(SeekFrom::Start(pos)).await {
@@ -45,7 +47,10 @@ impl Lifecycle {
                             Ok(n) => {
                                 pos += n as u64;
                                 buf.truncate(n);
-                                return Some((Ok(Bytes::from(buf)), (file, pos, this, id, last_round)));
+                                return Some((
+                                    Ok(Bytes::from(buf)),
+                                    (file, pos, this, id, last_round),
+                                ));
                             }
                             Err(e) => return Some((Err(e), (file, pos, this, id, true))),
                         }

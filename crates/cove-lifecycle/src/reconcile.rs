@@ -21,22 +21,36 @@ impl Lifecycle {
             let alive = row
                 .shim_pid
                 .is_some_and(|pid| cove_runtime::shim_is_alive(pid, &row.id));
-            let address = row.address.as_deref().and_then(|a| a.parse::<Ipv4Addr>().ok());
+            let address = row
+                .address
+                .as_deref()
+                .and_then(|a| a.parse::<Ipv4Addr>().ok());
             match (status, alive, row.shim_pid, address) {
-                (Some(ContainerStatus::Running | ContainerStatus::Stopping), true, Some(pid), Some(addr)) => {
-                    let Some(pod) = self.inner.store.get_pod(&row.pod_id)? else { continue };
+                (
+                    Some(ContainerStatus::Running | ContainerStatus::Stopping),
+                    true,
+                    Some(pid),
+                    Some(addr),
+                ) => {
+                    let Some(pod) = self.inner.store.get_pod(&row.pod_id)? else {
+                        continue;
+                    };
                     let spec: ValidPodSpec = match serde_json::from_str(&pod.spec_json) {
                         Ok(s) => s,
                         Err(e) => {
                             warn!(container = %row.id, error = %e, "unreadable spec; stopping it");
-                            self.finish(&row.id, Err(format!("unreadable spec: {e}"))).await;
+                            self.finish(&row.id, Err(format!("unreadable spec: {e}")))
+                                .await;
                             continue;
                         }
                     };
                     if let Err(e) = self.inner.network.restore(&row.id, addr).await {
                         warn!(container = %row.id, error = %e, "network lost; stopping it");
                     }
-                    let idle_since = row.last_active_at.unwrap_or(0).max(row.started_at.unwrap_or(0));
+                    let idle_since = row
+                        .last_active_at
+                        .unwrap_or(0)
+                        .max(row.started_at.unwrap_or(0));
                     self.adopt(&row.id, &row.pod_id, addr, &spec, idle_since, pid);
                     info!(container = %row.id, "re-adopted running container");
                     if status == Some(ContainerStatus::Stopping) {
@@ -57,11 +71,18 @@ impl Lifecycle {
                         None if status == Some(ContainerStatus::Pending) => {
                             Err("the daemon stopped while creating it".to_string())
                         }
-                        None => Err("it ended while the daemon was down and its exit status is unknown".to_string()),
+                        None => Err(
+                            "it ended while the daemon was down and its exit status is unknown"
+                                .to_string(),
+                        ),
                     };
                     if alive {
                         // A pending container whose start raced the daemon's death.
-                        let _ = self.inner.runtime.stop(&row.id, self.inner.cfg.stop_grace).await;
+                        let _ = self
+                            .inner
+                            .runtime
+                            .stop(&row.id, self.inner.cfg.stop_grace)
+                            .await;
                     }
                     self.finish(&row.id, exit).await;
                 }
@@ -78,7 +99,11 @@ impl Lifecycle {
             Ok(ids) => {
                 for id in ids.into_iter().filter(|id| !known.contains(id)) {
                     warn!(container = %id, "removing a runtime container the state doesn't know");
-                    let _ = self.inner.runtime.stop(&id, std::time::Duration::from_secs(1)).await;
+                    let _ = self
+                        .inner
+                        .runtime
+                        .stop(&id, std::time::Duration::from_secs(1))
+                        .await;
                     self.release_resources(&id).await;
                 }
             }
@@ -96,7 +121,10 @@ impl Lifecycle {
                 let id = e.file_name().to_string_lossy().into_owned();
                 if !known.contains(&id) && e.path().join("rootfs").exists() {
                     let path = e.path();
-                    let _ = tokio::task::spawn_blocking(move || cove_image::ImageStore::unmount_rootfs(&path)).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        cove_image::ImageStore::unmount_rootfs(&path)
+                    })
+                    .await;
                 }
             }
         }

@@ -13,17 +13,20 @@ impl Lifecycle {
             .store
             .get_container(id)?
             .ok_or_else(|| LifecycleError::ContainerNotFound(id.to_string()))?;
-        let pod = self
-            .inner
-            .store
-            .get_pod(&row.pod_id)?
-            .ok_or_else(|| LifecycleError::Internal(format!("container {id} has no pod row")))?;
+        let pod =
+            self.inner.store.get_pod(&row.pod_id)?.ok_or_else(|| {
+                LifecycleError::Internal(format!("container {id} has no pod row"))
+            })?;
         self.view(row, &pod)
     }
 
     /// Live containers, or every container with `all`; newest first.
     pub fn list_containers(&self, all: bool) -> Result<Vec<Container>, LifecycleError> {
-        let rows = if all { self.inner.store.list_containers()? } else { self.inner.store.live_containers()? };
+        let rows = if all {
+            self.inner.store.list_containers()?
+        } else {
+            self.inner.store.live_containers()?
+        };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(pod) = self.inner.store.get_pod(&row.pod_id)? {
@@ -42,14 +45,18 @@ impl Lifecycle {
             .iter()
             .map(|&port| PortUrl {
                 port,
-                url: format!("{}://{stub_id}-{port}.{}{port_suffix}", cfg.url_scheme, cfg.domain),
+                url: format!(
+                    "{}://{stub_id}-{port}.{}{port_suffix}",
+                    cfg.url_scheme, cfg.domain
+                ),
             })
             .collect()
     }
 
     fn view(&self, row: ContainerRow, pod: &PodRow) -> Result<Container, LifecycleError> {
-        let spec: ValidPodSpec = serde_json::from_str(&pod.spec_json)
-            .map_err(|e| LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id)))?;
+        let spec: ValidPodSpec = serde_json::from_str(&pod.spec_json).map_err(|e| {
+            LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id))
+        })?;
         let status = ContainerStatus::parse(&row.status)
             .ok_or_else(|| LifecycleError::Internal(format!("unknown status {}", row.status)))?;
         Ok(Container {

@@ -62,7 +62,11 @@ pub async fn container_logs(
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
     let stream = state.lifecycle.logs(&id, q.follow).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(stream)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// Run a command in a running container.

@@ -26,7 +26,12 @@ pub async fn pull_image(
 ) -> Result<Json<ImageInfo>, ApiError> {
     let Json(req) = body?;
     let progress = |msg: String| info!(%msg, "pull progress");
-    Ok(Json(state.lifecycle.pull_image(&req.reference, req.auth.as_ref(), &progress).await?))
+    Ok(Json(
+        state
+            .lifecycle
+            .pull_image(&req.reference, req.auth.as_ref(), &progress)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -41,7 +46,9 @@ pub async fn remove_image(
     State(state): State<AppState>,
     Query(q): Query<ReferenceQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let reference = q.reference.ok_or_else(|| ApiError::bad_request("missing ?reference="))?;
+    let reference = q
+        .reference
+        .ok_or_else(|| ApiError::bad_request("missing ?reference="))?;
     state.lifecycle.remove_image(&reference)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -61,17 +68,30 @@ pub async fn import_image(
     let internal = |what: &str, e: std::io::Error| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
     };
-    tokio::fs::create_dir_all(&tmp_dir).await.map_err(|e| internal("creating tmp dir", e))?;
+    tokio::fs::create_dir_all(&tmp_dir)
+        .await
+        .map_err(|e| internal("creating tmp dir", e))?;
     let path = tmp_dir.join(format!("import-{}.tar", uuid::Uuid::new_v4()));
     let result = async {
-        let mut file = tokio::fs::File::create(&path).await.map_err(|e| internal("creating upload file", e))?;
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| internal("creating upload file", e))?;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading upload: {e}")))?;
-            file.write_all(&chunk).await.map_err(|e| internal("writing upload", e))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| internal("writing upload", e))?;
         }
-        file.flush().await.map_err(|e| internal("writing upload", e))?;
-        Ok::<_, ApiError>(state.lifecycle.import_image(&path, q.reference.as_deref()).await?)
+        file.flush()
+            .await
+            .map_err(|e| internal("writing upload", e))?;
+        Ok::<_, ApiError>(
+            state
+                .lifecycle
+                .import_image(&path, q.reference.as_deref())
+                .await?,
+        )
     }
     .await;
     let _ = tokio::fs::remove_file(&path).await;

@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/containers/{id}/stop", post(containers::stop_container))
         .route("/v1/containers/{id}/logs", get(containers::container_logs))
         .route("/v1/containers/{id}/exec", post(containers::exec_container))
-        .route("/v1/images", get(images::list_images).delete(images::remove_image))
+        .route(
+            "/v1/images",
+            get(images::list_images).delete(images::remove_image),
+        )
         .route("/v1/images/pull", post(images::pull_image))
         .route("/v1/images/import", post(images::import_image))
 }
