@@ -120,7 +120,7 @@ impl Lifecycle {
             cgroup_parent: self.inner.cfg.cgroup_parent.clone(),
             dns: cove_network::nameservers(),
         };
-        let started = self.inner.runtime.start(&cfg).await?;
+        let started = self.inner.runtime.start(&cfg).await.map_err(user_or_runtime_error)?;
         let now = now_ms();
         self.inner
             .store
@@ -171,6 +171,22 @@ impl Lifecycle {
             .map(|c| c.pod_id)
             .ok_or_else(|| LifecycleError::ContainerNotFound(id.to_string()))
     }
+}
+
+/// A start that failed because of what the user asked for (an entrypoint
+/// or workdir the image lacks) is a bad request, not a daemon fault.
+fn user_or_runtime_error(e: cove_runtime::RuntimeError) -> LifecycleError {
+    if let cove_runtime::RuntimeError::Start { message, .. } = &e {
+        let m = message.to_ascii_lowercase();
+        if m.contains("executable file not found")
+            || m.contains("no such file or directory")
+            || m.contains("permission denied")
+            || m.contains("chdir to cwd")
+        {
+            return LifecycleError::BadRequest(format!("the container could not start: {message}"));
+        }
+    }
+    LifecycleError::Runtime(e)
 }
 
 /// The command a container runs: the pod's entrypoint, else the image's

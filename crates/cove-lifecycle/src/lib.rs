@@ -136,6 +136,7 @@ impl Lifecycle {
             if let Err(e) = self.inner.network.teardown().await {
                 tracing::warn!(error = %e, "network teardown failed");
             }
+            cove_runtime::remove_cgroup_parent(&self.inner.cfg.cgroup_parent);
         } else {
             tracing::info!(
                 live = self.live_count(),

@@ -130,3 +130,21 @@ mod tests {
         assert_eq!(read_oom_kills(Path::new("/nonexistent/x")), 0);
     }
 }
+
+/// Removes the daemon's parent cgroup (`<hierarchy>/<parent>`) in every
+/// hierarchy where it is empty. Called when the daemon stops with no container
+/// left; a non-empty one (containers still running) is kept.
+pub fn remove_cgroup_parent(parent: &str) {
+    let parent = parent.trim_matches('/');
+    if parent.is_empty() || parent.contains("..") {
+        return;
+    }
+    let mut dirs = vec![Path::new(CGROUP_ROOT).join(parent)];
+    if let Ok(entries) = std::fs::read_dir(CGROUP_ROOT) {
+        dirs.extend(entries.flatten().map(|e| e.path().join(parent)));
+    }
+    for dir in dirs {
+        // rmdir only succeeds on an empty cgroup, which is what we want.
+        let _ = std::fs::remove_dir(&dir);
+    }
+}

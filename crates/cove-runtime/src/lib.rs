@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use cgroup::leftover_dirs;
+pub use cgroup::{leftover_dirs, remove_cgroup_parent};
 pub use error::RuntimeError;
 pub use exit::{read_exit_file, shim_is_alive, wait_exit, ExitStatus};
 pub use runc::Runc;

@@ -25,11 +25,18 @@ impl Runc {
             return Ok(());
         };
         let init = async_pidfd(fd)?;
-        self.kill(id, "TERM", false).await?;
-        if tokio::time::timeout(grace, init.readable()).await.is_ok() {
-            return Ok(());
+        // As pid 1 of its namespace, an init without a TERM handler never sees
+        // SIGTERM (the kernel drops it): waiting out the grace period would
+        // only delay the SIGKILL.
+        if catches_sigterm(state.pid) {
+            self.kill(id, "TERM", false).await?;
+            if tokio::time::timeout(grace, init.readable()).await.is_ok() {
+                return Ok(());
+            }
+            debug!("grace period over, sending SIGKILL to all processes");
+        } else {
+            debug!("init has no SIGTERM handler, sending SIGKILL at once");
         }
-        debug!("grace period over, sending SIGKILL to all processes");
         // --all: on cgroup v1 this reaches every process in the container's cgroup.
         self.kill(id, "KILL", true).await?;
         match tokio::time::timeout(KILL_TIMEOUT, init.readable()).await {
@@ -57,5 +64,28 @@ impl Runc {
             return Ok(());
         }
         Err(runc_err("kill", id, msg))
+    }
+}
+
+/// Whether process `pid` has a handler for SIGTERM (bit 15 of `SigCgt` in
+/// /proc/<pid>/status). Unknown counts as yes, so the grace period applies.
+fn catches_sigterm(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_none_or(|mask| mask & (1 << (15 - 1)) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_process_handlers_are_read() {
+        // The test process has no SIGTERM handler by default.
+        assert!(!super::catches_sigterm(std::process::id() as i32));
+        assert!(super::catches_sigterm(-5));
     }
 }
