@@ -34,13 +34,17 @@ fn pull_list_rm() {
         "300",
     ]));
     assert!(run.contains("=> Using cached image"), "{run}");
+    // An image in use by a running pod is kept, with a clear error.
+    let c = d.list(false).remove(0);
+    assert_eq!(d.wait_serving(&c, 8000, "/").trim(), "Hello from a Cove pod");
+    failed_with(&d.cli(&["image", "rm", &img]), &[&c.id, "in use", "used by"]);
+    assert!(ok(&d.cli(&["image", "list"])).contains(&img));
+    // Once the pod is stopped it can go.
+    ok(&d.cli(&["container", "stop", &c.id]));
     ok(&d.cli(&["image", "rm", &img]));
     assert!(!ok(&d.cli(&["image", "list"])).contains(&img));
     let o = d.cli(&["image", "rm", &img]);
     failed_with(&o, &["busybox", "not found", "no such", "unknown"]);
-    // The running pod is not affected by removing its image.
-    let c = &d.list(false)[0];
-    assert_eq!(d.wait_serving(c, 8000, "/").trim(), "Hello from a Cove pod");
 }
 
 #[test]
