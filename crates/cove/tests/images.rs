@@ -36,8 +36,14 @@ fn pull_list_rm() {
     assert!(run.contains("=> Using cached image"), "{run}");
     // An image in use by a running pod is kept, with a clear error.
     let c = d.list(false).remove(0);
-    assert_eq!(d.wait_serving(&c, 8000, "/").trim(), "Hello from a Cove pod");
-    failed_with(&d.cli(&["image", "rm", &img]), &[&c.id, "in use", "used by"]);
+    assert_eq!(
+        d.wait_serving(&c, 8000, "/").trim(),
+        "Hello from a Cove pod"
+    );
+    failed_with(
+        &d.cli(&["image", "rm", &img]),
+        &[&c.id, "in use", "used by"],
+    );
     assert!(ok(&d.cli(&["image", "list"])).contains(&img));
     // Once the pod is stopped it can go.
     ok(&d.cli(&["container", "stop", &c.id]));

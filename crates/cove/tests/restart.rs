@@ -98,12 +98,15 @@ fn sigterm_leaves_pods_running_and_the_next_start_adopts_them() {
 #[test]
 fn a_second_daemon_on_the_same_data_dir_fails() {
     let d = Daemon::start();
-    let mut cmd = d.server_command();
-    // Same data dir, other ports and subnet.
+    // Same data dir, other ports and subnet; configured through the COVE_<FLAG> variables.
     let other = SubnetLease::take();
-    cmd.args(["--api-listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--gateway-listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--subnet", &other.cidr]);
+    let mut cmd = Command::new(COVE);
+    cmd.arg("server")
+        .env("COVE_DATA_DIR", &d.data_dir)
+        .env("COVE_API_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("COVE_GATEWAY_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("COVE_SUBNET", &other.cidr)
+        .env("NO_COLOR", "1");
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -430,7 +430,8 @@ impl Daemon {
         }
         cmd.env_remove("COVE_API_URL")
             .env_remove("COVE_TOKEN")
-            .env("COVE_LOG", "info").env("NO_COLOR", "1");
+            .env("COVE_LOG", "info")
+            .env("NO_COLOR", "1");
         cmd
     }
 
