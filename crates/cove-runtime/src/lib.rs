@@ -22,6 +22,7 @@ pub mod etc_files;
 pub mod exit;
 mod runc;
 mod runc_cmd;
+mod seccomp;
 mod shim;
 pub mod spec;
 pub mod user;

@@ -108,6 +108,7 @@ pub fn build_spec(
 
     let linux = LinuxBuilder::default()
         .namespaces(namespaces(cfg.netns.as_deref(), host.cgroup_v2)?)
+        .seccomp(crate::seccomp::default_profile()?)
         .resources(resources(cfg, host)?)
         .cgroups_path(PathBuf::from(cfg.cgroups_path()))
         .masked_paths(strings(&[

@@ -65,11 +65,35 @@ async fn stop_with_trap_exits_on_term() {
 }
 
 #[tokio::test]
+async fn init_without_term_handler_is_killed_without_waiting_the_grace() {
+    // pid 1 without a TERM handler never receives SIGTERM: stop must not wait
+    // out a grace period that cannot help.
+    let h = Harness::new(
+        "nohandler",
+        &["sh", "-c", "echo ready; while true; do sleep 1; done"],
+    );
+    let s = h.rt.start(&h.cfg).await.expect("start");
+    h.wait_log("ready").await;
+    let t = Instant::now();
+    h.rt.stop(&h.cfg.id, Duration::from_secs(600))
+        .await
+        .expect("stop");
+    assert!(t.elapsed() < Duration::from_secs(600));
+    let st = wait_exit(s.shim_pid, &h.cfg.dir).await.expect("wait_exit");
+    assert_eq!((st.code, st.signal), (137, Some(9)));
+    h.delete().await;
+}
+
+#[tokio::test]
 async fn stubborn_container_is_killed_after_grace() {
-    // pid 1 without a TERM handler ignores SIGTERM.
+    // A TERM handler that does not exit: only SIGKILL after the grace ends it.
     let h = Harness::new(
         "stubborn",
-        &["sh", "-c", "echo ready; while true; do sleep 1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo term-ignored' TERM; echo ready; while true; do sleep 1; done",
+        ],
     );
     let s = h.rt.start(&h.cfg).await.expect("start");
     h.wait_log("ready").await;
