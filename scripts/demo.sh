@@ -63,11 +63,24 @@ else
   done
 fi
 
-say "Launching the demo pod"
-cove run --image "$IMAGE:latest" --ports 8000 --env GREETING=hi --cpu 0.5 --memory 128 \
-  --keep-warm-seconds -1 --entrypoint "httpd -f -p 8000 -h /www" --name cove-demo | tee /tmp/cove-demo.out
-url=$(grep -o 'http://[^ ]*' /tmp/cove-demo.out | tail -n 1)
-rm -f /tmp/cove-demo.out
+# Rerun: reuse the demo pod if it still runs.
+url=$(cove container list --format json | python3 -c '
+import json, sys
+for c in json.load(sys.stdin):
+    if c.get("name") == "cove-demo" and c["status"] == "RUNNING" and c["urls"]:
+        print(c["urls"][0]["url"]); break
+')
+if [[ -n $url ]]; then
+  say "The demo pod already runs"
+  echo "✨ Container hosted at: $url"
+else
+  say "Launching the demo pod"
+  out=$(mktemp)
+  cove run --image "$IMAGE:latest" --ports 8000 --env GREETING=hi --cpu 0.5 --memory 128 \
+    --keep-warm-seconds -1 --entrypoint "httpd -f -p 8000 -h /www" --name cove-demo | tee "$out"
+  url=$(grep -o 'http://[^ ]*' "$out" | tail -n 1)
+  rm -f "$out"
+fi
 
 echo
 say "curl $url/"

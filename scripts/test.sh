@@ -44,13 +44,15 @@ before=$(snapshot)
 
 run "build the test image" bash scripts/build-test-image.sh target/tmp/cove-test-image
 run "cargo build" cargo build --workspace --all-targets --locked
-run "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+run "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked --keep-going -- -D warnings
 run "cargo fmt --check" cargo fmt --all --check
 # Test binaries run one after another; inside each, tests run in parallel on their own
 # daemons, data dirs, ports and subnets.
 run "cargo test" cargo test --workspace --locked --no-fail-fast -- --test-threads "${COVE_TEST_THREADS:-2}"
 
 step "leftovers"
+# Each test binary's registry removes its storage when the binary exits; give it a moment.
+for _ in $(seq 1 50); do compgen -G '/tmp/cove-test-registry-*' >/dev/null || break; sleep 0.2; done
 after=$(snapshot)
 # /tmp/cove-test-subnets is the (empty when idle) lock dir of the harness.
 left=$(comm -13 <(echo "$before") <(echo "$after") | grep -v '^/tmp/cove-test-subnets$' || true)
