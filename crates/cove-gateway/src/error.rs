@@ -27,8 +27,11 @@ pub enum GatewayError {
     /// Only one of `tls_cert` / `tls_key` was given.
     #[error("tls_cert and tls_key must be given together")]
     TlsPartial,
-    /// The self-signed certificate could not be generated.
-    #[error("cannot generate self-signed certificate: {0}")]
+    /// The gateway domain is not a DNS name, so no certificate can be issued for it.
+    #[error("gateway domain {0:?} is not a valid DNS name")]
+    InvalidDomain(String),
+    /// The local CA or a certificate it issues could not be generated.
+    #[error("cannot generate certificate: {0}")]
     CertGen(#[from] rcgen::Error),
     /// rustls rejected the configuration.
     #[error("tls configuration: {0}")]

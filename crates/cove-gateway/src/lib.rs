@@ -13,7 +13,8 @@
 //! - `upstream`: the pooled upstream client whose connector retries refused connections
 //!   while a pod is still binding its port.
 //! - `upgrade`: WebSocket / `Upgrade:` tunnelling.
-//! - `tls`: certificate loading or self-signed generation, rustls (ring) server config.
+//! - `tls`: certificate loading, or a local CA ([`ca_cert_path`]) issuing a certificate per
+//!   SNI name; rustls (ring) server config.
 //! - `server`: listeners, accept loops, graceful shutdown ([`Gateway`]).
 
 pub mod activity;
@@ -32,3 +33,4 @@ pub use error::GatewayError;
 pub use host::parse_host;
 pub use routes::{Routes, Target};
 pub use server::{Gateway, GatewayConfig};
+pub use tls::ca_cert_path;

@@ -45,11 +45,11 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Optional HTTPS listener.
     pub tls_listen: Option<SocketAddr>,
-    /// PEM certificate chain; with `tls_key`, replaces the generated self-signed pair.
+    /// PEM certificate chain; with `tls_key`, served instead of certificates from the local CA.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key.
     pub tls_key: Option<PathBuf>,
-    /// The generated certificate lives in `<data_dir>/tls/`.
+    /// The local CA lives in `<data_dir>/tls/` (see [`crate::ca_cert_path`]).
     pub data_dir: PathBuf,
     /// Pods are served at `<stub>-<port>.<domain>`.
     pub domain: String,
