@@ -91,6 +91,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen for the API on {}", args.api_listen))?;
     let gw_addr = gateway.local_addr();
+    let gateway_tls = gateway.tls_local_addr().filter(|_| args.tls_cert.is_none());
     let info = DaemonInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         domain: args.domain.clone(),
@@ -138,6 +139,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         state,
         until_stop(stop_rx.clone()),
     ));
+    if let Some(tls) = gateway_tls {
+        info!(https = %tls, ca = %cove_gateway::ca_cert_path(data_dir).display(), "HTTPS gateway: trust this CA");
+    }
     info!(api = %args.api_listen, gateway = %gw_addr, data_dir = %data_dir.display(), "cove daemon ready");
 
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
