@@ -142,19 +142,38 @@ fn https_gateway_serves_with_the_generated_certificate() {
     let d = Daemon::start_with(DaemonOpts { tls: true });
     let c = d.run_httpd("300");
     d.wait_serving(&c, 8000, "/");
-    let crt = d.data_dir.join("tls/gateway.crt");
-    assert!(crt.is_file(), "no {}", crt.display());
-    let pem = std::fs::read_to_string(&crt).unwrap();
-    assert!(pem.contains("BEGIN CERTIFICATE"));
     let url = format!(
         "https://{}-8000.localhost:{}/",
         c.stub_id,
         d.tls_port.unwrap()
     );
-    let o = Command::new("curl")
-        .args(["-sSk", "--max-time", "30", &url])
-        .output()
-        .unwrap();
+    // The daemon keeps what a client can trust: a local CA (`tls/ca.crt`) that signs the
+    // gateway's certificate, or the self-signed gateway certificate itself (`tls/gateway.crt`).
+    let ca = d.data_dir.join("tls/ca.crt");
+    let own = d.data_dir.join("tls/gateway.crt");
+    let pem_path = if ca.is_file() { &ca } else { &own };
+    assert!(
+        pem_path.is_file(),
+        "neither {} nor {}",
+        ca.display(),
+        own.display()
+    );
+    let pem = std::fs::read_to_string(pem_path).unwrap();
+    assert!(pem.contains("BEGIN CERTIFICATE"));
+    let curl = |extra: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "30"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap()
+    };
+    if ca.is_file() {
+        // A CA-signed leaf verifies without -k.
+        let o = curl(&["--cacert", ca.to_str().unwrap()]);
+        assert_eq!(ok(&o).trim(), "Hello from a Cove pod");
+    }
+    let o = curl(&["-k"]);
     assert_eq!(ok(&o).trim(), "Hello from a Cove pod");
     let info = ok(&d.cli(&["info"]));
     assert!(info.contains(&format!("{}", d.tls_port.unwrap())), "{info}");
