@@ -202,8 +202,10 @@ wait $pid"#;
                     Ok(())
                 });
             }
-            let child = cmd.spawn().expect("starting docker-registry");
+            let mut child = cmd.spawn().expect("starting docker-registry");
             tx.send(child.id()).unwrap();
+            // This thread must outlive every test: it waits on the registry, then parks.
+            let _ = child.wait();
             loop {
                 std::thread::park();
             }
