@@ -24,7 +24,7 @@ cargo build --release --locked -p cove --quiet
 install -m 0755 target/release/cove /usr/local/bin/cove.new
 mv -f /usr/local/bin/cove.new /usr/local/bin/cove
 
-if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$REGISTRY_PORT/v2/"; then
+if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$REGISTRY_PORT/v2/" 2>/dev/null; then
   say "A registry already answers on 127.0.0.1:$REGISTRY_PORT"
 else
   say "Starting a registry on 127.0.0.1:$REGISTRY_PORT (data in $REGISTRY_DIR)"
@@ -45,7 +45,7 @@ if ((restart)); then
   kill "$(cat "$PIDFILE")"
   for _ in $(seq 1 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
 fi
-if curl -fsS -o /dev/null --max-time 2 "$API/v1/health"; then
+if curl -fsS -o /dev/null --max-time 2 "$API/v1/health" 2>/dev/null; then
   say "The daemon already answers at $API"
 else
   say "Starting the daemon (log: $LOG, pid file: $PIDFILE)"
