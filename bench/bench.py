@@ -128,8 +128,12 @@ def bench_cove(env, runs):
 
 def bench_runc(env, runs):
     bundle = os.path.join(env.work, "bundle")
-    subprocess.run(["umoci", "unpack", "--image", f"{env.layout}:latest", bundle], check=True,
-                   capture_output=True)
+    if os.path.exists(bundle):
+        shutil.rmtree(bundle)
+    r = subprocess.run(["umoci", "unpack", "--image", f"{env.layout}:latest", bundle],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"umoci unpack failed: {r.stderr.strip()}")
     port = free_port()
     cfg_path = os.path.join(bundle, "config.json")
     cfg = json.load(open(cfg_path))
