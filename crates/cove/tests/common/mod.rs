@@ -480,10 +480,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(
-            self.log().contains("cove daemon ready"),
-            "no `cove daemon ready` in log:\n{}",
-            self.log()
+        // /v1/health may answer a moment before the "ready" line is written.
+        wait_until(
+            "`cove daemon ready` in the daemon log",
+            Duration::from_secs(10),
+            || self.log().contains("cove daemon ready").then_some(()),
         );
         self.token = std::fs::read_to_string(self.data_dir.join("token"))
             .expect("token file")
