@@ -120,7 +120,12 @@ impl Lifecycle {
             cgroup_parent: self.inner.cfg.cgroup_parent.clone(),
             dns: cove_network::nameservers(),
         };
-        let started = self.inner.runtime.start(&cfg).await.map_err(user_or_runtime_error)?;
+        let started = self
+            .inner
+            .runtime
+            .start(&cfg)
+            .await
+            .map_err(user_or_runtime_error)?;
         let now = now_ms();
         self.inner
             .store

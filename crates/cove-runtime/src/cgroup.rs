@@ -115,22 +115,6 @@ pub fn leftover_dirs(id: &str) -> Vec<PathBuf> {
     found
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oom_counter_parse() {
-        let p = std::env::temp_dir().join(format!("cove-rt-oom-{}", std::process::id()));
-        std::fs::write(&p, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").unwrap();
-        assert_eq!(read_oom_kills(&p), 3);
-        std::fs::write(&p, "low 0\nhigh 0\nmax 5\noom 2\noom_kill 1\n").unwrap();
-        assert_eq!(read_oom_kills(&p), 1);
-        let _ = std::fs::remove_file(&p);
-        assert_eq!(read_oom_kills(Path::new("/nonexistent/x")), 0);
-    }
-}
-
 /// Removes the daemon's parent cgroup (`<hierarchy>/<parent>`) in every
 /// hierarchy where it is empty. Called when the daemon stops with no container
 /// left; a non-empty one (containers still running) is kept.
@@ -146,5 +130,21 @@ pub fn remove_cgroup_parent(parent: &str) {
     for dir in dirs {
         // rmdir only succeeds on an empty cgroup, which is what we want.
         let _ = std::fs::remove_dir(&dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_counter_parse() {
+        let p = std::env::temp_dir().join(format!("cove-rt-oom-{}", std::process::id()));
+        std::fs::write(&p, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").unwrap();
+        assert_eq!(read_oom_kills(&p), 3);
+        std::fs::write(&p, "low 0\nhigh 0\nmax 5\noom 2\noom_kill 1\n").unwrap();
+        assert_eq!(read_oom_kills(&p), 1);
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(read_oom_kills(Path::new("/nonexistent/x")), 0);
     }
 }

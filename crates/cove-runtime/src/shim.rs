@@ -175,8 +175,11 @@ fn release_startup_pages() {
         if inode == "0" || perms.as_bytes().get(1) == Some(&b'w') {
             continue;
         }
-        let Some((a, b)) = range.split_once('-') else { continue };
-        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        else {
             continue;
         };
         // SAFETY: the range is one of this process's own mappings, read just
