@@ -167,7 +167,9 @@ def bench_podman(env, runs):
     for _ in range(runs):
         port = free_port()
         t0 = time.monotonic()
-        r = subprocess.run(["podman", "run", "-d", "--rm", "--ulimit", "nofile=1024:1024", "-p",
+        # Podman's default rlimits exceed this host's hard limits (runc then
+        # fails with "error setting rlimit"): give it ones the host allows.
+        r = subprocess.run(["podman", "run", "-d", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "-p",
                             f"127.0.0.1:{port}:8000", env.image, "httpd", "-f", "-p", "8000", "-h", "/www"],
                            capture_output=True, text=True)
         if r.returncode:
