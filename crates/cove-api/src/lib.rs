@@ -60,6 +60,21 @@ pub async fn serve(
         .await
 }
 
+/// Runs a state-changing operation in its own task, so that a client
+/// disconnecting (which drops the handler's future) cannot interrupt it
+/// between two steps; the handler just waits for its result.
+pub(crate) async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, cove_lifecycle::LifecycleError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(work.in_current_span()).await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}"),
+        )),
+    }
+}
+
 /// One span per request, with its method, path, status and latency.
 async fn trace_request(req: Request, next: Next) -> Response {
     let span = tracing::info_span!("api", method = %req.method(), path = %req.uri().path());

@@ -65,6 +65,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let _lock = lock_data_dir(data_dir)?;
     let token = load_or_create_token(&data_dir.join("token"))?;
+    // Uploads interrupted by a crash or a client hanging up.
+    let _ = std::fs::remove_dir_all(data_dir.join("tmp"));
     let store = Store::open(&data_dir.join("state.db"))?;
     let images = ImageStore::open(data_dir, store.clone())?;
     images.set_insecure_registries(args.insecure_registries.clone());

@@ -43,7 +43,9 @@ pub async fn stop_container(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Container>, ApiError> {
-    Ok(Json(state.lifecycle.stop(&id, "stopped by user").await?))
+    let lifecycle = state.lifecycle.clone();
+    let stopped = crate::detached(async move { lifecycle.stop(&id, "stopped by user").await });
+    Ok(Json(stopped.await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -25,13 +25,14 @@ pub async fn pull_image(
     body: Result<Json<PullRequest>, JsonRejection>,
 ) -> Result<Json<ImageInfo>, ApiError> {
     let Json(req) = body?;
-    let progress = |msg: String| info!(%msg, "pull progress");
-    Ok(Json(
-        state
-            .lifecycle
+    let lifecycle = state.lifecycle.clone();
+    let pulled = crate::detached(async move {
+        let progress = |msg: String| info!(%msg, "pull progress");
+        lifecycle
             .pull_image(&req.reference, req.auth.as_ref(), &progress)
-            .await?,
-    ))
+            .await
+    });
+    Ok(Json(pulled.await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -86,12 +87,10 @@ pub async fn import_image(
         file.flush()
             .await
             .map_err(|e| internal("writing upload", e))?;
-        Ok::<_, ApiError>(
-            state
-                .lifecycle
-                .import_image(&path, q.reference.as_deref())
-                .await?,
-        )
+        let lifecycle = state.lifecycle.clone();
+        let (upload, reference) = (path.clone(), q.reference.clone());
+        crate::detached(async move { lifecycle.import_image(&upload, reference.as_deref()).await })
+            .await
     }
     .await;
     let _ = tokio::fs::remove_file(&path).await;

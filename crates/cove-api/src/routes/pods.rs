@@ -20,7 +20,13 @@ pub async fn create_pod(
     body: Result<Json<CreatePodRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatePodResponse>), ApiError> {
     let Json(req) = body?;
-    let progress = |msg: String| info!(%msg, "create progress");
-    let container = state.lifecycle.create_pod(&req, &progress).await?;
+    // A client that hangs up must not cancel a create halfway: the work runs
+    // in its own task, which finishes (or rolls back) whatever happens here.
+    let lifecycle = state.lifecycle.clone();
+    let container = crate::detached(async move {
+        let progress = |msg: String| info!(%msg, "create progress");
+        lifecycle.create_pod(&req, &progress).await
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(CreatePodResponse { container })))
 }
