@@ -96,6 +96,7 @@ class Env:
             if get(self.api_port, path="/v1/health") == 200:
                 break
             time.sleep(0.05)
+        self.rss_at_start_kb = rss_kb(self.daemon.pid)
         self.cove("image", "pull", self.image)
 
     def cove(self, *args):
@@ -184,7 +185,8 @@ def bench_podman(env, runs):
     return times, None
 
 
-def shim_pids():
+def shim_pids(data_dir):
+    """The shims of the benchmark's own daemon (their command line names its data dir)."""
     out = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -192,7 +194,8 @@ def shim_pids():
                 cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
             except OSError:
                 continue
-            if len(cmd) > 1 and cmd[1] == b"shim" and cmd[0].endswith(b"cove"):
+            if (len(cmd) > 1 and cmd[1] == b"shim" and cmd[0].endswith(b"cove")
+                    and any(data_dir.encode() in a for a in cmd)):
                 out.append(int(pid))
     return out
 
@@ -206,14 +209,15 @@ def bench_density(env, pods):
         ids.append(c["id"])
     time.sleep(1)
     busy_kb = rss_kb(env.daemon.pid)
-    shims = [rss_kb(p) for p in shim_pids()]
+    shims = [rss_kb(p) for p in shim_pids(env.data)]
     t0 = time.monotonic()
     env.cove("container", "list")
     list_ms = (time.monotonic() - t0) * 1000
     t0 = time.monotonic()
     env.cove("container", "stop", *ids)
     stop_s = time.monotonic() - t0
-    return {"pods": pods, "daemon_rss_idle_mb": round(idle_kb / 1024, 1),
+    return {"pods": pods, "daemon_rss_at_start_mb": round(env.rss_at_start_kb / 1024, 1),
+            "daemon_rss_idle_mb": round(idle_kb / 1024, 1),
             "daemon_rss_with_pods_mb": round(busy_kb / 1024, 1),
             "shim_rss_max_mb": round(max(shims) / 1024, 2) if shims else None, "shims": len(shims),
             "list_ms": round(list_ms, 1), "stop_all_s": round(stop_s, 1)}

@@ -14,6 +14,13 @@ pub enum NetworkError {
         subnet: Ipv4Net,
         reason: &'static str,
     },
+    /// Another interface already routes (part of) the subnet.
+    #[error("subnet {subnet} overlaps {network} on interface {iface}: choose another --subnet")]
+    SubnetInUse {
+        subnet: Ipv4Net,
+        network: Ipv4Net,
+        iface: String,
+    },
     /// A pod id that cannot be used as a file name.
     #[error("invalid pod id {0:?}: use 1-128 characters of [A-Za-z0-9_.-], not starting with '.'")]
     InvalidId(String),

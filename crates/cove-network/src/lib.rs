@@ -21,6 +21,7 @@ mod ipam;
 mod names;
 mod netns;
 mod network;
+mod overlap;
 mod veth;
 
 pub use dns::nameservers;

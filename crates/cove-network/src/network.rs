@@ -108,6 +108,13 @@ impl Network {
             .map_err(|e| NetworkError::io(format!("creating {}", netns_dir.display()), e))?;
 
         let names = Names::for_subnet(&subnet);
+        if let Some((iface, network)) = crate::overlap::conflicting_route(subnet, &names.bridge) {
+            return Err(NetworkError::SubnetInUse {
+                subnet,
+                network,
+                iface,
+            });
+        }
         let ipam = Ipam::new(subnet);
         let gateway = ipam.gateway();
         let (conn, nl, _) =

@@ -49,7 +49,7 @@ pub struct ServerArgs {
     #[arg(long, env = "COVE_DOMAIN", default_value = "localhost")]
     domain: String,
     /// The pods' bridge network (IPv4 CIDR).
-    #[arg(long, env = "COVE_SUBNET", default_value = "10.88.0.0/16")]
+    #[arg(long, env = "COVE_SUBNET", default_value = "10.209.0.0/16")]
     subnet: Ipv4Net,
     /// Seconds between SIGTERM and SIGKILL when stopping a container.
     #[arg(long, env = "COVE_STOP_GRACE_SECONDS", default_value_t = 10)]
