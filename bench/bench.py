@@ -194,8 +194,7 @@ def shim_pids(data_dir):
                 cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
             except OSError:
                 continue
-            if (len(cmd) > 1 and cmd[1] == b"shim" and cmd[0].endswith(b"cove")
-                    and any(data_dir.encode() in a for a in cmd)):
+            if len(cmd) > 1 and cmd[1] == b"shim" and any(data_dir.encode() in a for a in cmd):
                 out.append(int(pid))
     return out
 

@@ -2,6 +2,7 @@
 //! parses arguments, sets up tracing and hands over.
 
 mod server;
+mod shim;
 
 use clap::{Parser, Subcommand};
 

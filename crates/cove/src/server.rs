@@ -76,7 +76,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     })
     .await
     .with_context(|| format!("setting up the pod network {}", args.subnet))?;
-    let shim = std::env::current_exe().context("finding the cove binary for the shim")?;
+    let shim = crate::shim::install(data_dir)?;
     let runtime = Arc::new(cove_runtime::Runc::new(data_dir.join("runc"), shim));
     let routes = Routes::default();
     let gateway = Gateway::bind(

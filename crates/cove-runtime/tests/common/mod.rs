@@ -49,7 +49,7 @@ impl Harness {
             "root:x:0:\nalice:x:1000:\nstaff:x:50:alice\n",
         )
         .expect("group");
-        let shim = PathBuf::from(env!("CARGO_BIN_EXE_cove-shim-test"));
+        let shim = PathBuf::from(env!("CARGO_BIN_EXE_cove-shim"));
         let rt = Runc::new(base.join("runc-root"), shim);
         let cfg = ContainerConfig {
             id: id.clone(),
