@@ -234,8 +234,14 @@ def main():
     try:
         bench_cove(env, 2)  # warm caches (page cache, binaries) for every contender alike
         bench_runc(env, 2)
-        res["cove_run"] = summary(bench_cove(env, a.runs))
-        res["bare_runc"] = summary(bench_runc(env, a.runs))
+        # Alternate the two, one run at a time, so drift on this noisy
+        # machine falls on both alike.
+        cove, floor = [], []
+        for _ in range(a.runs):
+            cove += bench_cove(env, 1)
+            floor += bench_runc(env, 1)
+        res["cove_run"] = summary(cove)
+        res["bare_runc"] = summary(floor)
         pt, perr = bench_podman(env, a.runs)
         res["podman"] = summary(pt) if pt else {"error": str(perr)}
         res["density"] = bench_density(env, a.pods)

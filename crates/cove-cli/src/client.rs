@@ -73,9 +73,15 @@ impl Client {
         // The binary installs ring as the process-wide provider at startup; doing it here too
         // (a no-op when one is installed) keeps the library usable on its own, e.g. in tests.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("cove/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("cove/", env!("CARGO_PKG_VERSION")));
+        if base.scheme() == "http" {
+            // Plain HTTP needs no trust roots; loading the system's (hundreds
+            // of files) would cost every command a few milliseconds.
+            builder = builder.tls_certs_only(std::iter::empty());
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Transport(one_line(&e)))?;
         Ok(Self {

@@ -18,9 +18,15 @@ use tokio::time::{sleep, timeout, Instant};
 /// One connect attempt may take at most this long (a pod on the local bridge answers fast;
 /// a blackholed address must not stall the request).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-/// First retry delay; doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(25);
-const MAX_BACKOFF: Duration = Duration::from_millis(250);
+/// Retry delay while a pod is likely still binding its port. A refused
+/// connect on the local bridge costs microseconds, and a pod that has just
+/// started binds within milliseconds: a longer wait would only add itself to
+/// the first request's latency.
+const FAST_RETRY: Duration = Duration::from_millis(2);
+/// How long to retry at [`FAST_RETRY`] before backing off (doubling up to
+/// [`MAX_BACKOFF`]) for a pod that is slow to start.
+const FAST_RETRY_FOR: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// How long idle upstream connections are kept for reuse.
 const POOL_IDLE: Duration = Duration::from_secs(30);
 
@@ -75,8 +81,9 @@ fn target_addr(uri: &Uri) -> io::Result<SocketAddr> {
 
 /// Connects to `addr`, retrying until `window` has elapsed. The last error is returned.
 pub async fn connect_with_retry(addr: SocketAddr, window: Duration) -> io::Result<TcpStream> {
-    let deadline = Instant::now() + window;
-    let mut backoff = FIRST_BACKOFF;
+    let start = Instant::now();
+    let deadline = start + window;
+    let mut backoff = FAST_RETRY;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let attempt = ATTEMPT_TIMEOUT.min(remaining.max(Duration::from_millis(100)));
@@ -95,7 +102,9 @@ pub async fn connect_with_retry(addr: SocketAddr, window: Duration) -> io::Resul
         }
         tracing::debug!(%addr, error = %err, "upstream not reachable yet, retrying");
         sleep(backoff.min(deadline - now)).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if now - start >= FAST_RETRY_FOR {
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
 }
 

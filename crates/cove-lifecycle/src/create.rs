@@ -94,7 +94,18 @@ impl Lifecycle {
         let (img, mount_dir) = (image.clone(), dir.clone());
         let mount = tokio::task::spawn_blocking(move || images.mount_rootfs(&img, &mount_dir));
         let attach = self.inner.network.attach(id);
-        let (mounted, attached) = tokio::join!(mount, attach);
+        let t0 = std::time::Instant::now();
+        let timed_mount = async {
+            let r = mount.await;
+            (r, t0.elapsed())
+        };
+        let timed_attach = async {
+            let r = attach.await;
+            (r, t0.elapsed())
+        };
+        let ((mounted, mount_time), (attached, attach_time)) =
+            tokio::join!(timed_mount, timed_attach);
+        tracing::debug!(?mount_time, ?attach_time, "rootfs and network ready");
         let rootfs = mounted.map_err(|e| LifecycleError::Internal(format!("mount task: {e}")))?;
         let attachment = attached?;
         let rootfs = rootfs?;
@@ -120,12 +131,14 @@ impl Lifecycle {
             cgroup_parent: self.inner.cfg.cgroup_parent.clone(),
             dns: cove_network::nameservers(),
         };
+        let t1 = std::time::Instant::now();
         let started = self
             .inner
             .runtime
             .start(&cfg)
             .await
             .map_err(user_or_runtime_error)?;
+        tracing::debug!(runtime_start = ?t1.elapsed(), "runtime started the container");
         let now = now_ms();
         self.inner
             .store
