@@ -40,6 +40,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(authed)
         .merge(routes::public_router())
+        .fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "no such API route (see /v1/openapi.json)",
+            )
+        })
         .layer(middleware::from_fn(trace_request))
         .with_state(state)
 }
