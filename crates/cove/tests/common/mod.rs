@@ -330,6 +330,11 @@ impl SubnetLease {
             let n = (start + i) % (100 * 256);
             let (a, b) = (150 + n / 256, n % 256);
             let prefix = format!("10.{a}.{b}");
+            // A subnet the host already routes (a running cove daemon's
+            // default 10.209.0.0/16, say) would be refused by the daemon.
+            if routed_on_host(a, b) {
+                continue;
+            }
             let file = dir.join(format!("{prefix}.lock"));
             match OpenOptions::new()
                 .write(true)
@@ -351,6 +356,26 @@ impl SubnetLease {
         }
         panic!("no free test subnet under /tmp/cove-test-subnets");
     }
+}
+
+/// Whether any route in /proc/net/route covers 10.a.b.0/24 (or lies inside it).
+fn routed_on_host(a: usize, b: usize) -> bool {
+    let ours = u32::from_be_bytes([10, a as u8, b as u8, 0]);
+    let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(dest), Some(mask)) = (f.get(1), f.get(7)) else {
+            return false;
+        };
+        let (Ok(dest), Ok(mask)) = (u32::from_str_radix(dest, 16), u32::from_str_radix(mask, 16))
+        else {
+            return false;
+        };
+        let (dest, mask) = (dest.swap_bytes(), mask.swap_bytes());
+        // Skip the default route; overlap when either network contains the other.
+        let ours_mask = 0xffff_ff00u32;
+        mask != 0 && (ours & mask == dest & mask || dest & ours_mask == ours)
+    })
 }
 
 impl Drop for SubnetLease {
