@@ -24,6 +24,9 @@ impl Lifecycle {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Container, LifecycleError> {
         let spec = validate_pod_spec(req)?;
+        if self.inner.images.get(&spec.image)?.is_some() {
+            progress("Using cached image".to_string());
+        }
         let image = self
             .inner
             .images

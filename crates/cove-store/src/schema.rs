@@ -4,7 +4,8 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE images (
     reference     TEXT PRIMARY KEY,
     digest        TEXT NOT NULL,
@@ -45,7 +46,28 @@ CREATE TABLE events (
     kind         TEXT NOT NULL,
     message      TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE deployments (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    -- "<name>-<8 hex>": the stable part of the deployment's URLs.
+    url_key     TEXT NOT NULL UNIQUE,
+    version     INTEGER NOT NULL,
+    -- The pod (stub) serving the current version.
+    pod_id      TEXT,
+    status      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE builds (
+    -- sha256 of the base image's digest and the ordered build steps.
+    hash            TEXT PRIMARY KEY,
+    image_reference TEXT NOT NULL,
+    created_at      INTEGER NOT NULL
+);
+"#,
+];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

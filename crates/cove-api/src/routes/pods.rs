@@ -1,32 +1,88 @@
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cove_types::{CreatePodRequest, CreatePodResponse, ErrorBody};
-use tracing::{info, instrument};
+use cove_lifecycle::LifecycleError;
+use cove_types::{validate_pod_spec, CreatePodRequest, CreatePodResponse, ErrorBody};
+use futures::StreamExt;
+use tracing::{info, instrument, Instrument};
 
 use crate::{ApiError, AppState};
 
+/// The media type of a streamed create: one JSON object per line.
+pub const NDJSON: &str = "application/x-ndjson";
+
 /// Launch a pod: pull its image if needed, start its container, and return
 /// it with its URLs once it runs.
+///
+/// With `Accept: application/x-ndjson` the answer is a stream, one JSON
+/// object per line, sent as the work happens: `{"progress": "..."}` lines,
+/// then `{"container": {...}}` or `{"error": "...", "status": <http status>}`.
+/// A request whose spec is invalid is still refused with a 4xx before any
+/// stream starts.
 #[utoipa::path(post, path = "/v1/pods", request_body = CreatePodRequest, responses(
     (status = 201, body = CreatePodResponse),
+    (status = 200, description = "with Accept: application/x-ndjson: progress lines, then the container or an error", content_type = "application/x-ndjson"),
     (status = 400, body = ErrorBody, description = "invalid spec, image reference or registry"),
     (status = 404, body = ErrorBody, description = "unknown image"),
 ))]
 #[instrument(skip_all)]
 pub async fn create_pod(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Json<CreatePodRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<CreatePodResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     let Json(req) = body?;
-    // A client that hangs up must not cancel a create halfway: the work runs
-    // in its own task, which finishes (or rolls back) whatever happens here.
     let lifecycle = state.lifecycle.clone();
-    let container = crate::detached(async move {
-        let progress = |msg: String| info!(%msg, "create progress");
-        lifecycle.create_pod(&req, &progress).await
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(CreatePodResponse { container })))
+    if !wants_ndjson(&headers) {
+        // A client that hangs up must not cancel a create halfway: the work
+        // runs in its own task, which finishes (or rolls back) whatever
+        // happens here.
+        let container = crate::detached(async move {
+            let progress = |msg: String| info!(%msg, "create progress");
+            lifecycle.create_pod(&req, &progress).await
+        })
+        .await?;
+        return Ok((StatusCode::CREATED, Json(CreatePodResponse { container })).into_response());
+    }
+    validate_pod_spec(&req).map_err(LifecycleError::from)?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(
+        async move {
+            let progress = {
+                let tx = tx.clone();
+                move |msg: String| {
+                    let _ = tx.send(serde_json::json!({ "progress": msg }).to_string());
+                }
+            };
+            let last = match lifecycle.create_pod(&req, &progress).await {
+                Ok(container) => serde_json::json!({ "container": container }),
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    serde_json::json!({ "error": e.message, "status": e.status.as_u16() })
+                }
+            };
+            let _ = tx.send(last.to_string());
+        }
+        .in_current_span(),
+    );
+    let lines = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+        .map(|line| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line + "\n")));
+    Ok((
+        [
+            (header::CONTENT_TYPE, NDJSON),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
+
+fn wants_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(NDJSON))
 }
