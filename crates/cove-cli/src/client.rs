@@ -143,6 +143,21 @@ impl Client {
         decode(self.send(req).await?).await
     }
 
+    /// `POST url` with a JSON body, asking for a streamed NDJSON answer; the
+    /// successful response is returned so its lines can be read as they come.
+    pub async fn post_ndjson<B: Serialize + ?Sized>(
+        &self,
+        url: Url,
+        body: &B,
+    ) -> Result<Response, ClientError> {
+        let req = self
+            .http
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/x-ndjson")
+            .json(body);
+        self.send(req).await
+    }
+
     /// `DELETE url`, expecting an empty success.
     pub async fn delete(&self, url: Url) -> Result<(), ClientError> {
         self.send(self.http.request(Method::DELETE, url)).await?;

@@ -136,6 +136,21 @@ pub struct CreatePodResponse {
     pub container: Container,
 }
 
+/// One line of a streamed create (`POST /v1/pods` with
+/// `Accept: application/x-ndjson`): progress lines, then either the container
+/// or an error (with the HTTP status it would have had).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
 /// `POST /v1/containers/{id}/exec`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cove_lifecycle::LifecycleError;
-use cove_types::{validate_pod_spec, CreatePodRequest, CreatePodResponse, ErrorBody};
+use cove_types::{validate_pod_spec, CreateEvent, CreatePodRequest, CreatePodResponse, ErrorBody};
 use futures::StreamExt;
 use tracing::{info, instrument, Instrument};
 
@@ -54,17 +54,28 @@ pub async fn create_pod(
             let progress = {
                 let tx = tx.clone();
                 move |msg: String| {
-                    let _ = tx.send(serde_json::json!({ "progress": msg }).to_string());
+                    let event = CreateEvent {
+                        progress: Some(msg),
+                        ..Default::default()
+                    };
+                    let _ = tx.send(encode(&event));
                 }
             };
             let last = match lifecycle.create_pod(&req, &progress).await {
-                Ok(container) => serde_json::json!({ "container": container }),
+                Ok(container) => CreateEvent {
+                    container: Some(container),
+                    ..Default::default()
+                },
                 Err(e) => {
                     let e = ApiError::from(e);
-                    serde_json::json!({ "error": e.message, "status": e.status.as_u16() })
+                    CreateEvent {
+                        error: Some(e.message),
+                        status: Some(e.status.as_u16()),
+                        ..Default::default()
+                    }
                 }
             };
-            let _ = tx.send(last.to_string());
+            let _ = tx.send(encode(&last));
         }
         .in_current_span(),
     );
@@ -85,4 +96,9 @@ fn wants_ndjson(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains(NDJSON))
+}
+
+fn encode(event: &CreateEvent) -> String {
+    serde_json::to_string(event)
+        .unwrap_or_else(|e| format!("{{\"error\":\"encoding an event: {e}\"}}"))
 }

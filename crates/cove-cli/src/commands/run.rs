@@ -5,9 +5,8 @@ use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use cove_types::{
-    CreatePodRequest, CreatePodResponse, ImageInfo, PullRequest, Quantity, RegistryAuth,
-};
+use cove_types::{Container, CreateEvent, CreatePodRequest, Quantity, RegistryAuth};
+use futures::StreamExt;
 
 use crate::client::Client;
 
@@ -126,26 +125,6 @@ fn quantity(s: &str) -> Quantity {
     }
 }
 
-/// `docker.io/library/busybox` and `busybox:latest` name the same image.
-fn normalize(reference: &str) -> String {
-    let r = reference.strip_prefix("docker.io/").unwrap_or(reference);
-    let r = r.strip_prefix("library/").unwrap_or(r);
-    let last = r.rsplit('/').next().unwrap_or(r);
-    if last.contains(':') || last.contains('@') {
-        r.to_string()
-    } else {
-        format!("{r}:latest")
-    }
-}
-
-/// Whether `reference` is among the daemon's images.
-pub(crate) fn is_local(images: &[ImageInfo], reference: &str) -> bool {
-    let wanted = normalize(reference);
-    images
-        .iter()
-        .any(|i| i.reference == reference || normalize(&i.reference) == wanted)
-}
-
 fn progress(line: &str) {
     let mut out = std::io::stdout().lock();
     // A closed stdout must not abort the launch; the container is what matters.
@@ -153,29 +132,38 @@ fn progress(line: &str) {
     let _ = out.flush();
 }
 
-/// Runs `cove run`.
+/// Runs `cove run`: the daemon streams its progress (pull, cache, create) as
+/// it works, and each step is printed as it arrives.
 pub async fn execute(client: &Client, args: RunArgs) -> Result<i32> {
     let req = build_request(&args)?;
     let text = args.format == RunFormat::Text;
-    if text {
-        let images: Vec<ImageInfo> = client.get(client.url(&["v1", "images"], &[])).await?;
-        if is_local(&images, &req.image) {
-            progress("=> Using cached image");
-        } else {
-            progress(&format!("=> Pulling image {}", req.image));
-            let pull = PullRequest {
-                reference: req.image.clone(),
-                auth: req.registry_auth.clone(),
-            };
-            let _: ImageInfo = client
-                .post(client.url(&["v1", "images", "pull"], &[]), &pull)
-                .await
-                .with_context(|| format!("pulling {}", req.image))?;
+    let resp = client
+        .post_ndjson(client.url(&["v1", "pods"], &[]), &req)
+        .await?;
+    let mut stream = resp.bytes_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut created: Option<Container> = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.context("reading the daemon's progress")?;
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let event: CreateEvent = serde_json::from_slice(&line[..end])
+                .context("the daemon sent an unreadable progress line")?;
+            if let Some(msg) = event.error {
+                bail!("{msg}");
+            }
+            if let Some(p) = event.progress {
+                if text {
+                    progress(&format!("=> {p}"));
+                }
+            }
+            if let Some(c) = event.container {
+                created = Some(c);
+            }
         }
-        progress("=> Creating container");
     }
-    let resp: CreatePodResponse = client.post(client.url(&["v1", "pods"], &[]), &req).await?;
-    let c = resp.container;
+    let c = created.context("the daemon ended the stream without a container")?;
     if !text {
         println!("{}", serde_json::to_string_pretty(&c)?);
         return Ok(0);
@@ -288,26 +276,5 @@ mod tests {
                 Cli::try_parse_from(["cove", "run", "--image", "b", "--username", "u"]).is_err()
             );
         }
-    }
-
-    #[test]
-    fn local_images_match_normalized_references() {
-        let img = |r: &str| ImageInfo {
-            reference: r.into(),
-            digest: String::new(),
-            config_digest: String::new(),
-            size: 0,
-            layers: 0,
-            created_at: 0,
-        };
-        let images = [
-            img("docker.io/library/busybox:latest"),
-            img("127.0.0.1:5000/app:v1"),
-        ];
-        assert!(is_local(&images, "busybox"));
-        assert!(is_local(&images, "busybox:latest"));
-        assert!(!is_local(&images, "busybox:1.36"));
-        assert!(is_local(&images, "127.0.0.1:5000/app:v1"));
-        assert!(!is_local(&images, "127.0.0.1:5000/app"));
     }
 }
