@@ -185,6 +185,74 @@ def bench_podman(env, runs):
     return times, None
 
 
+def bench_burst(env, pods):
+    """`pods` creates at once (one `cove run` each, in parallel); time until all answer."""
+    import concurrent.futures as cf
+
+    def one(_):
+        t0 = time.monotonic()
+        r = subprocess.run([COVE, "run", "--image", env.image, "--ports", "8000", "--keep-warm-seconds", "-1",
+                            "--format", "json", "--entrypoint", "httpd -f -p 8000 -h /www"],
+                           env=env.env, capture_output=True, text=True)
+        if r.returncode:
+            return None, r.stderr.strip()
+        c = json.loads(r.stdout)
+        ok = wait_200(env.gw_port, f"{c['stub_id']}-8000.localhost", limit=60)
+        return (c["id"], (time.monotonic() - t0) * 1000) if ok else (c["id"], None)
+
+    t0 = time.monotonic()
+    with cf.ThreadPoolExecutor(max_workers=pods) as ex:
+        results = list(ex.map(one, range(pods)))
+    total_ms = (time.monotonic() - t0) * 1000
+    ids = [cid for cid, _ in results if cid]
+    failures = [r for r in results if not isinstance(r[1], float)]
+    if ids:
+        env.cove("container", "stop", *ids)
+    return {"pods": pods, "all_answered_ms": round(total_ms, 1), "failures": len(failures),
+            "first_errors": [f[1] for f in failures if isinstance(f[1], str)][:3]}
+
+
+def wrk(url, conns, seconds, host=None):
+    """Requests/s and latency percentiles (ms) from one wrk run."""
+    cmd = ["wrk", "-t", str(min(conns, 2)), "-c", str(conns), "-d", f"{seconds}s", "--latency", url]
+    if host:
+        cmd[1:1] = ["-H", f"Host: {host}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+    def ms(text):
+        m = re.match(r"([\d.]+)(us|ms|s)", text)
+        return float(m.group(1)) * unit[m.group(2)] if m else None
+
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": ms(lat.get("50", "")), "p99_ms": ms(lat.get("99", "")),
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def bench_gateway(env, seconds=5):
+    """wrk through the gateway vs straight to the pod's address, at 1, 64 and 256 connections."""
+    if not shutil.which("wrk"):
+        return {"error": "wrk not installed"}
+    c = json.loads(env.cove("run", "--image", env.image, "--ports", "8000", "--keep-warm-seconds", "-1",
+                            "--format", "json", "--cpu", "1", "--entrypoint", "httpd -f -p 8000 -h /www"))
+    host = f"{c['stub_id']}-8000.localhost"
+    wait_200(env.gw_port, host)
+    out = {}
+    try:
+        for conns in (1, 64, 256):
+            direct = wrk(f"http://{c['address']}:8000/", conns, seconds)
+            via = wrk(f"http://127.0.0.1:{env.gw_port}/", conns, seconds, host=host)
+            out[str(conns)] = {"direct": direct, "gateway": via,
+                               "rps_ratio": round(via["rps"] / direct["rps"], 2) if direct["rps"] else None,
+                               "added_p50_ms": round(via["p50_ms"] - direct["p50_ms"], 2),
+                               "added_p99_ms": round(via["p99_ms"] - direct["p99_ms"], 2)}
+    finally:
+        env.cove("container", "stop", c["id"])
+    return out
+
+
 def shim_pids(data_dir):
     """The shims of the benchmark's own daemon (their command line names its data dir)."""
     out = []
@@ -226,6 +294,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--pods", type=int, default=100)
+    ap.add_argument("--burst", type=int, default=50)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cove-bench-")
@@ -244,6 +313,8 @@ def main():
         res["bare_runc"] = summary(floor)
         pt, perr = bench_podman(env, a.runs)
         res["podman"] = summary(pt) if pt else {"error": str(perr)}
+        res["burst"] = bench_burst(env, a.burst)
+        res["gateway"] = bench_gateway(env)
         res["density"] = bench_density(env, a.pods)
     finally:
         env.close()
