@@ -49,6 +49,8 @@ run "cargo fmt --check" cargo fmt --all --check
 # Test binaries run one after another; inside each, tests run in parallel on their own
 # daemons, data dirs, ports and subnets.
 run "cargo test" cargo test --workspace --locked --no-fail-fast -- --test-threads "${COVE_TEST_THREADS:-2}"
+# The Python SDK (sdk/python): pytest in a venv under target/, against a real daemon and registry.
+run "python sdk tests" bash sdk/python/tests/run.sh
 
 step "leftovers"
 # Each test binary's registry removes its storage when the binary exits; give it a moment.

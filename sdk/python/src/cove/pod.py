@@ -1,0 +1,289 @@
+"""``Pod``: a serverless container serving its ports at URLs, as in Beam's Pods guide.
+
+Error handling of :meth:`Pod.create` (the guide's ``nb = pod.create(); nb.ok``):
+
+* the daemon refuses or fails the pod (bad port, cpu or memory, unknown image, a start that
+  fails): ``create()`` returns a :class:`PodInstance` with ``ok == False`` and ``error_msg``
+  set to the daemon's message; nothing is left running. ``instance.raise_for_error()`` turns
+  that into the matching :class:`~cove.errors.CoveAPIError`.
+* the daemon cannot be reached, refuses the token, or lacks a feature the pod needs (image
+  builds, ``authorized=True``): ``create()`` raises a :class:`~cove.errors.CoveError`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+from .client import Client, ProgressFn, print_log, print_progress, quote
+from .deployment import DeploymentInstance
+from .errors import CoveAPIError, CoveAuthError, CoveError, CoveUnsupportedError
+from .image import Image
+
+#: cpu as cores (``1``, ``0.5``) or millicores (``"1000m"``).
+Cpu = Union[int, float, str]
+#: memory as MiB (``128``) or a size (``"512Mi"``, ``"1Gi"``).
+Memory = Union[int, str]
+
+DEPLOYMENTS_ROUTE = "/v1/deployments"
+
+
+@dataclass
+class PodInstance:
+    """A pod the daemon launched (or failed to launch: ``ok`` is then ``False``).
+
+    Attributes:
+        container_id: ``pod-<stub uuid>-<8 hex>``; empty when ``ok`` is ``False``.
+        url: the URL of the pod's first port (empty without ports).
+        urls: every port's URL, by port.
+        ok: whether the container was created.
+        error_msg: the daemon's message when ``ok`` is ``False``.
+        status_code: the daemon's HTTP status for that error (400 bad input, 404 unknown image, ...).
+        container: the daemon's full description of the container.
+    """
+
+    container_id: str = ""
+    url: str = ""
+    urls: Dict[int, str] = field(default_factory=dict)
+    ok: bool = False
+    error_msg: str = ""
+    status_code: Optional[int] = None
+    container: Dict[str, Any] = field(default_factory=dict)
+    _client: Optional[Client] = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_container(cls, container: Dict[str, Any], client: Optional[Client] = None) -> "PodInstance":
+        """An instance for a container as the API describes it."""
+        urls = {int(u["port"]): str(u["url"]) for u in container.get("urls") or []}
+        first = str((container.get("urls") or [{}])[0].get("url", "")) if container.get("urls") else ""
+        return cls(
+            container_id=str(container.get("id", "")),
+            url=first,
+            urls=urls,
+            ok=True,
+            container=container,
+            _client=client,
+        )
+
+    @property
+    def stub_id(self) -> str:
+        """The pod's id (the uuid in its URLs)."""
+        return str(self.container.get("stub_id", ""))
+
+    def _need(self) -> Client:
+        if not self.ok or not self.container_id:
+            raise CoveError(f"the pod was not created: {self.error_msg or 'no container'}")
+        return self._client or Client.default()
+
+    def raise_for_error(self) -> "PodInstance":
+        """Raises the daemon's error if the pod was not created; returns ``self`` otherwise."""
+        if not self.ok:
+            from .errors import api_error
+
+            raise api_error(self.error_msg or "the pod was not created", self.status_code)
+        return self
+
+    def inspect(self) -> Dict[str, Any]:
+        """The container as the daemon describes it now (``GET /v1/containers/{id}``)."""
+        self.container = self._need().request("GET", f"/v1/containers/{quote(self.container_id)}")
+        return self.container
+
+    def status(self) -> str:
+        """The container's status now: ``RUNNING``, ``STOPPED``, ``EXITED``, ``OOM_KILLED``, ..."""
+        return str(self.inspect()["status"])
+
+    def logs(self) -> str:
+        """The container's stdout and stderr so far."""
+        return self._need().text(f"/v1/containers/{quote(self.container_id)}/logs")
+
+    def follow_logs(self) -> Iterator[str]:
+        """The container's output line by line, until it ends."""
+        return self._need().stream_lines(f"/v1/containers/{quote(self.container_id)}/logs?follow=true")
+
+    def exec(self, *cmd: str) -> Dict[str, Any]:
+        """Runs a command in the running container; returns ``exit_code``, ``stdout``, ``stderr``."""
+        return self._need().request("POST", f"/v1/containers/{quote(self.container_id)}/exec", {"cmd": list(cmd)})
+
+    def terminate(self) -> bool:
+        """Stops the container (SIGTERM, then SIGKILL after the daemon's grace period).
+
+        Returns ``True`` once it has stopped (also if it had already ended), ``False`` if there
+        was no container to stop. Raises :class:`CoveError` if the daemon cannot stop it.
+        """
+        if not self.ok or not self.container_id:
+            return False
+        self.container = self._need().request("POST", f"/v1/containers/{quote(self.container_id)}/stop")
+        return True
+
+
+class Pod:
+    """A pod: an image, its ports, resources, environment and entrypoint (Beam's ``Pod``).
+
+    Args:
+        image: an :class:`Image` or an image reference string. Default: ``Image()``, i.e.
+            ``$COVE_DEFAULT_IMAGE``.
+        ports: ports the pod listens on; each is served at its own URL.
+        cpu: cores (``1``, ``0.5``) or millicores (``"1000m"``).
+        memory: MiB (``128``) or a size (``"512Mi"``, ``"1Gi"``).
+        env: environment variables.
+        entrypoint: command and arguments; empty means the image's own.
+        name: a name; deployments need one.
+        keep_warm_seconds: seconds without connections before the pod stops; ``-1`` never.
+        authorized: require the API token to reach the pod's URLs (needs daemon support).
+        app: accepted for compatibility with Beam, unused.
+        client: the daemon to talk to (default: from ``COVE_API_URL``/``COVE_TOKEN``).
+    """
+
+    def __init__(
+        self,
+        image: Union[Image, str, None] = None,
+        ports: Optional[Sequence[int]] = None,
+        cpu: Cpu = 1,
+        memory: Memory = 128,
+        env: Optional[Dict[str, str]] = None,
+        entrypoint: Optional[Sequence[str]] = None,
+        name: Optional[str] = None,
+        keep_warm_seconds: int = 600,
+        authorized: bool = False,
+        app: str = "",
+        *,
+        client: Optional[Client] = None,
+    ) -> None:
+        self.image: Image = Image(base_image=image) if isinstance(image, str) else (image or Image())
+        self.ports: List[int] = list(ports or [])
+        self.cpu = cpu
+        self.memory = memory
+        self.env: Dict[str, str] = dict(env or {})
+        self.entrypoint: List[str] = list(entrypoint or [])
+        self.name = name
+        self.keep_warm_seconds = keep_warm_seconds
+        self.authorized = authorized
+        self.app = app
+        self._client = client
+        #: The instance the last :meth:`create` made.
+        self.instance: Optional[PodInstance] = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Pod(image={self.image!r}, ports={self.ports!r}, cpu={self.cpu!r}, memory={self.memory!r}, "
+            f"entrypoint={self.entrypoint!r}, name={self.name!r}, keep_warm_seconds={self.keep_warm_seconds!r})"
+        )
+
+    @property
+    def client(self) -> Client:
+        """The daemon client this pod uses."""
+        if self._client is None:
+            self._client = Client.default()
+        return self._client
+
+    def request_body(self, image_reference: Optional[str] = None) -> Dict[str, Any]:
+        """The ``POST /v1/pods`` body (``CreatePodRequest``) for this pod.
+
+        ``image_reference`` replaces the image's base reference (a built image's).
+        """
+        env = dict(self.image.env_vars) if not self.image.needs_build() else {}
+        env.update({str(k): str(v) for k, v in self.env.items()})
+        body: Dict[str, Any] = {
+            "image": image_reference or self.image.reference(),
+            "ports": list(self.ports),
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "env": env,
+            "keep_warm_seconds": self.keep_warm_seconds,
+        }
+        if self.entrypoint:
+            body["entrypoint"] = [str(a) for a in self.entrypoint]
+        if self.name is not None:
+            body["name"] = self.name
+        if self.image.base_image_creds and not self.image.needs_build():
+            body["registry_auth"] = dict(self.image.base_image_creds)
+        if self.authorized:
+            body["authorized"] = True
+        return body
+
+    def _check_authorized(self) -> None:
+        if not self.authorized:
+            return
+        props = self.client.schema("CreatePodRequest").get("properties") or {}
+        if "authorized" not in props:
+            raise CoveUnsupportedError(
+                "authorized=True is not supported by this daemon yet: its pods' URLs are open; "
+                "use authorized=False"
+            )
+
+    def create(
+        self,
+        *,
+        quiet: bool = False,
+        on_progress: Optional[ProgressFn] = None,
+        on_log: Optional[ProgressFn] = None,
+    ) -> PodInstance:
+        """Launches the pod and returns its :class:`PodInstance`.
+
+        Prints the daemon's progress as it works (``=> Creating container``, ...), then
+        ``=> Container created successfully ===> <id>``; ``quiet=True`` prints nothing, and
+        ``on_progress`` receives each message instead of printing it (``on_log`` each line of
+        an image build's output).
+
+        Returns an instance with ``ok == False`` and ``error_msg`` if the daemon refused or failed
+        the pod; raises :class:`CoveError` if the daemon cannot be reached or lacks a feature the
+        pod needs (see the module docstring).
+        """
+        progress = on_progress or (None if quiet else print_progress)
+        log = on_log or (None if quiet else print_log)
+        self._check_authorized()
+        try:
+            reference = self.image.resolve(self.client, progress, log)
+            last = self.client.stream("POST", "/v1/pods", self.request_body(reference), progress)
+        except CoveAuthError:
+            raise
+        except CoveAPIError as e:
+            self.instance = PodInstance(ok=False, error_msg=e.message, status_code=e.status, _client=self.client)
+            if not quiet and on_progress is None:
+                print(f"=> Error: {e.message}", file=sys.stderr, flush=True)
+            return self.instance
+        container = last.get("container")
+        if not isinstance(container, dict):
+            raise CoveError(f"the daemon's answer has no container: {str(last)[:300]}")
+        self.instance = PodInstance.from_container(container, self.client)
+        if progress is not None:
+            progress(f"Container created successfully ===> {self.instance.container_id}")
+        return self.instance
+
+    def terminate(self) -> bool:
+        """Stops the container the last :meth:`create` made; ``False`` if there is none."""
+        if self.instance is None:
+            return False
+        return self.instance.terminate()
+
+    def deploy(self, *, quiet: bool = False) -> DeploymentInstance:
+        """Creates the deployment named ``name``, or replaces its version (``POST /v1/deployments``).
+
+        A deployment keeps a stable URL across versions, scales to zero after
+        ``keep_warm_seconds`` without connections and wakes on the next request.
+
+        Raises:
+            CoveError: the pod has no name.
+            CoveUnsupportedError: the daemon has no deployments.
+            CoveAPIError: the daemon refused the deployment (its message says why).
+        """
+        if not self.name:
+            raise CoveError("a deployment needs a name: Pod(name=...)")
+        self._check_authorized()
+        if not self.client.has_route("post", DEPLOYMENTS_ROUTE):
+            raise CoveUnsupportedError(
+                f"deployments are not supported by this daemon yet (no POST {DEPLOYMENTS_ROUTE})"
+            )
+        progress = None if quiet else print_progress
+        reference = self.image.resolve(self.client, progress, None if quiet else print_log)
+        if progress is not None:
+            progress(f"Deploying {self.name}")
+        last = self.client.stream("POST", DEPLOYMENTS_ROUTE, self.request_body(reference), progress)
+        deployment = last.get("deployment", last)
+        if not isinstance(deployment, dict) or "name" not in deployment:
+            raise CoveError(f"the daemon's answer has no deployment: {str(last)[:300]}")
+        instance = DeploymentInstance.from_api(deployment, self.client)
+        if progress is not None:
+            progress(f"Deployed {instance.name} (version {instance.version}) ===> {instance.url or instance.name}")
+        return instance

@@ -1,0 +1,245 @@
+"""Pods through the SDK against a real daemon: create, serve, env, logs, terminate, bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import List
+
+import pytest
+
+import cove
+from cove import (
+    Client,
+    Config,
+    CoveBadRequestError,
+    CoveConnectionError,
+    CoveError,
+    CoveUnsupportedError,
+    Image,
+    Pod,
+)
+
+from conftest import HTTPD, free_port, http_get, wait_until
+
+
+def serving(daemon, url: str, path: str = "/") -> str:
+    """Waits until ``url`` answers 200 through the gateway; returns the body."""
+    last = []
+
+    def ok():
+        try:
+            status, body = http_get(url.rstrip("/") + path, daemon.gateway)
+        except OSError as e:
+            last[:] = [str(e)]
+            return None
+        last[:] = [f"{status} {body[:200]}"]
+        return body if status == 200 else None
+
+    try:
+        return wait_until(f"{url} to answer 200", 30, ok)
+    except AssertionError:
+        raise AssertionError(f"{url}{path} never answered 200: last {last}\n{daemon.log()[-3000:]}")
+
+
+def test_create_serves_url_and_streams_progress(daemon, busybox, capsys):
+    pod = Pod(
+        image=Image(base_image=busybox),
+        ports=[8000],
+        cpu="500m",
+        memory="64Mi",
+        entrypoint=HTTPD,
+        keep_warm_seconds=120,
+    )
+    arrivals: List[tuple] = []
+    inst = pod.create(on_progress=lambda m: arrivals.append((m, time.time() * 1000)))
+    assert inst.ok, inst.error_msg
+    daemon.note_veths()
+    assert inst.container_id.startswith("pod-")
+    assert inst.url == inst.urls[8000]
+    assert inst.url.startswith("http://") and f"-8000.localhost:{daemon.gw_port}" in inst.url
+    assert "Hello from a Cove pod" in serving(daemon, inst.url)
+    assert inst.status() == "RUNNING"
+
+    msgs = [m for m, _ in arrivals]
+    assert "Creating container" in msgs
+    assert msgs[-1] == f"Container created successfully ===> {inst.container_id}"
+    # Streamed: "Creating container" reached us before the container had even started.
+    creating_at = dict(arrivals)["Creating container"]
+    assert creating_at <= inst.container["started_at"] + 1, (arrivals, inst.container)
+    assert pod.terminate()
+
+    # The printed form, in order, as the guide shows it (image now cached).
+    inst2 = Pod(image=busybox, ports=[8000], entrypoint=HTTPD).create()
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "=> Using cached image",
+        "=> Creating container",
+        f"=> Container created successfully ===> {inst2.container_id}",
+    ], out
+    assert inst2.terminate()
+
+
+def test_guide_snippets_via_beam_env_and_logs(daemon, busybox, capsys):
+    from beam import Image as BeamImage, Pod as BeamPod
+
+    assert BeamPod is Pod and BeamImage is Image
+    notebook = BeamPod(
+        image=BeamImage(base_image=busybox),
+        ports=[8888],
+        cpu=1,
+        memory=1024,
+        env={"NOTEBOOK_ARGS": "--ip='' --NotebookApp.token='' --NotebookApp.notebook_dir=/tmp"},
+        entrypoint=["sh", "-c", 'echo "args=$NOTEBOOK_ARGS"; exec httpd -f -p 8888 -h /www'],
+    )
+    nb = notebook.create()
+    print("✨ Container hosted at:", nb.url)
+    out = capsys.readouterr().out
+    assert f"✨ Container hosted at: {nb.url}" in out
+    assert nb.ok and nb.url.endswith(f"-8888.localhost:{daemon.gw_port}")
+    serving(daemon, nb.url)
+    logs = wait_until("the env line in the logs", 10, lambda: "args=" in nb.logs() and nb.logs())
+    assert "args=--ip='' --NotebookApp.token='' --NotebookApp.notebook_dir=/tmp" in logs
+    assert nb.container["cpu_millis"] == 1000 and nb.container["memory_mib"] == 1024
+    r = nb.exec("sh", "-c", "echo $NOTEBOOK_ARGS")
+    assert r["exit_code"] == 0 and "NotebookApp.token" in r["stdout"]
+    assert notebook.terminate()
+    assert nb.status() == "STOPPED"
+
+
+def test_terminate_like_the_guide(daemon, busybox, monkeypatch):
+    # The guide's `notebook = Pod()`: the image comes from COVE_DEFAULT_IMAGE.
+    monkeypatch.setenv("COVE_DEFAULT_IMAGE", busybox)
+    notebook = Pod()
+    assert notebook.terminate() is False  # nothing created yet
+    inst = notebook.create()
+    assert inst.ok, inst.error_msg
+    assert inst.url == "" and inst.urls == {}
+    assert inst.status() == "RUNNING"
+    assert notebook.terminate() is True
+    assert inst.status() == "STOPPED"
+    c = inst.inspect()
+    assert c["reason"] == "stopped by user"
+    # Terminating again is harmless.
+    assert notebook.terminate() is True
+
+
+def test_pod_without_image_is_a_clear_error(daemon):
+    with pytest.raises(CoveError, match="a pod needs an image"):
+        Pod().create()
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle, error_cls",
+    [
+        ({"ports": [0]}, "port", CoveBadRequestError),
+        ({"cpu": "lots"}, "cpu", CoveBadRequestError),
+        ({"memory": "lots"}, "memory", CoveBadRequestError),
+        ({"ports": [8000, 8000]}, "8000", CoveBadRequestError),
+    ],
+)
+def test_bad_input_is_ok_false_and_creates_nothing(daemon, busybox, capsys, kwargs, needle, error_cls):
+    before = len(daemon.containers(all=True))
+    inst = Pod(image=busybox, **kwargs).create()
+    assert inst.ok is False
+    assert needle in inst.error_msg.lower(), inst.error_msg
+    assert inst.container_id == "" and inst.url == ""
+    assert inst.status_code == 400
+    assert f"=> Error: {inst.error_msg}" in capsys.readouterr().err
+    with pytest.raises(error_cls):
+        inst.raise_for_error()
+    with pytest.raises(CoveError, match="not created"):
+        inst.status()
+    assert inst.terminate() is False
+    assert len(daemon.containers(all=True)) == before
+
+
+def test_unknown_image_is_ok_false_with_404(daemon, registry):
+    before = len(daemon.containers(all=True))
+    inst = Pod(image=Image(base_image=registry.image("nope:latest")), ports=[8000]).create(quiet=True)
+    assert inst.ok is False
+    assert inst.status_code == 404, inst
+    assert "nope" in inst.error_msg, inst.error_msg
+    assert len(daemon.containers(all=True)) == before
+
+
+def test_unreachable_daemon_raises(daemon, busybox):
+    client = Client(Config(api_url=f"http://127.0.0.1:{free_port()}", token="x", timeout=5))
+    with pytest.raises(CoveConnectionError, match="cannot reach the Cove daemon"):
+        Pod(image=busybox, client=client).create()
+
+
+def test_bad_token_raises(daemon, busybox):
+    client = Client(Config(api_url=daemon.api_url, token="wrong"))
+    with pytest.raises(cove.CoveAuthError, match="COVE_TOKEN"):
+        Pod(image=busybox, client=client).create()
+
+
+def test_build_steps_need_daemon_support(daemon, busybox):
+    before = len(daemon.containers(all=True))
+    has_builds = "/v1/images/build" in Client().openapi()["paths"]
+    image = Image(base_image=busybox).add_python_packages(["requests"]).add_commands(["echo hi"])
+    if has_builds:
+        pytest.skip("this daemon builds images; covered by the build tests")
+    with pytest.raises(CoveUnsupportedError, match="image builds are not supported by this daemon yet"):
+        Pod(image=image, ports=[8000]).create()
+    assert len(daemon.containers(all=True)) == before
+
+
+def test_image_env_vars_reach_pod_without_build(daemon, busybox):
+    image = Image(base_image=busybox).with_envs({"FROM_IMAGE": "1", "BOTH": "image"})
+    pod = Pod(image=image, env={"BOTH": "pod"}, entrypoint=["sh", "-c", "env; exec sleep 300"])
+    assert pod.request_body()["env"] == {"FROM_IMAGE": "1", "BOTH": "pod"}
+    inst = pod.create(quiet=True)
+    assert inst.ok, inst.error_msg
+    logs = wait_until("env in the logs", 10, lambda: "BOTH=" in inst.logs() and inst.logs())
+    assert "FROM_IMAGE=1" in logs and "BOTH=pod" in logs
+    assert inst.terminate()
+
+
+def test_authorized_needs_daemon_support(daemon, busybox):
+    props = Client().schema("CreatePodRequest").get("properties", {})
+    if "authorized" in props:
+        pytest.skip("this daemon supports authorized pods")
+    with pytest.raises(CoveUnsupportedError, match="authorized=True is not supported"):
+        Pod(image=busybox, authorized=True).create()
+
+
+def test_deploy_needs_a_name_and_daemon_support(daemon, busybox):
+    with pytest.raises(CoveError, match=r"a deployment needs a name: Pod\(name=\.\.\.\)"):
+        Pod(image=busybox).deploy()
+    if "/v1/deployments" in Client().openapi()["paths"]:
+        pytest.skip("this daemon has deployments: test_deploy covers them")
+    with pytest.raises(CoveUnsupportedError, match="deployments are not supported by this daemon yet"):
+        Pod(image=busybox, name="my-deployed-pod").deploy()
+
+
+def test_deploy(daemon, busybox, tmp_path, capsys):
+    if "/v1/deployments" not in Client().openapi()["paths"]:
+        pytest.skip("this daemon has no deployments yet (POST /v1/deployments)")
+    name = f"sdk-{os.getpid()}"
+    pod = Pod(name=name, image=busybox, ports=[8000], entrypoint=HTTPD, keep_warm_seconds=60)
+    dep = pod.deploy()
+    try:
+        assert dep.name == name and dep.version == 1 and dep.status == "ACTIVE"
+        assert dep.url == dep.urls[8000] and f"{name}-" in dep.url
+        assert "Hello from a Cove pod" in serving(daemon, dep.url)
+        out = capsys.readouterr().out
+        assert f"=> Deployed {name} (version 1) ===> {dep.url}" in out
+
+        # `python -m cove deploy app.py:pod` makes version 2 at the same URL.
+        (tmp_path / "app.py").write_text(
+            "from beam import Image, Pod\n"
+            f"pod = Pod(name={name!r}, image=Image(base_image={busybox!r}), ports=[8000],\n"
+            f"          entrypoint={HTTPD!r})\n"
+        )
+        o = subprocess.run([sys.executable, "-m", "cove", "deploy", "app.py:pod"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        assert o.returncode == 0, o.stderr
+        assert f"Deployment {name} (version 2) port 8000 at: {dep.url}" in o.stdout, o.stdout
+        assert dep.refresh().version == 2
+        serving(daemon, dep.url)
+    finally:
+        dep.delete()
