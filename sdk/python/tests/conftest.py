@@ -327,6 +327,10 @@ class Daemon:
                 problems.append(f"veth left: {v}")
         if self.bridge and run(["ip", "link", "show", self.bridge]).returncode == 0:
             problems.append(f"bridge left: {self.bridge}")
+        if self.bridge:
+            table = "cove_" + self.bridge[len("cove"):]
+            if table in run(["nft", "list", "tables"]).stdout.split():
+                problems.append(f"nftables table left: {table}")
         return problems
 
     def force_clean(self) -> None:

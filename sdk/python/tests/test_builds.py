@@ -1,0 +1,54 @@
+"""Image builds through the SDK, when the daemon offers ``POST /v1/images/build``.
+
+Skipped (with the reason) against a daemon without it; test_pods.py checks the clear error then.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cove import Client, Image, Pod
+
+from conftest import HTTPD, http_get, wait_until
+
+
+@pytest.fixture
+def builds(daemon) -> None:
+    if "/v1/images/build" not in Client().openapi()["paths"]:
+        pytest.skip("this daemon has no image builds yet (POST /v1/images/build)")
+
+
+def test_build_commands_then_cached(daemon, busybox, builds, capsys):
+    image = Image(base_image=busybox).add_commands(["echo built-by-cove > /www/built.txt"]).with_envs("BUILT=1")
+    pod = Pod(image=image, ports=[8000], entrypoint=HTTPD)
+    inst = pod.create()
+    assert inst.ok, inst.error_msg
+    daemon.note_veths()
+    first = capsys.readouterr().out.splitlines()
+    assert first[-2:] == ["=> Creating container", f"=> Container created successfully ===> {inst.container_id}"]
+
+    def body():
+        try:
+            status, text = http_get(inst.url + "/built.txt", daemon.gateway)
+        except OSError:
+            return None
+        return text if status == 200 else None
+
+    assert "built-by-cove" in wait_until("the built file to be served", 30, body)
+    assert pod.terminate()
+
+    again = Pod(image=image, ports=[8000], entrypoint=HTTPD).create()
+    assert again.ok, again.error_msg
+    second = capsys.readouterr().out.splitlines()
+    assert "=> Using cached image" in second, second
+    assert again.terminate()
+
+
+def test_failing_build_step_is_ok_false(daemon, busybox, builds):
+    before = len(daemon.containers(all=True))
+    image = Image(base_image=busybox).add_commands(["echo about-to-fail; exit 7"])
+    logs = []
+    inst = Pod(image=image, ports=[8000]).create(on_progress=lambda m: None, on_log=logs.append)
+    assert inst.ok is False
+    assert "7" in inst.error_msg, inst.error_msg
+    assert len(daemon.containers(all=True)) == before
