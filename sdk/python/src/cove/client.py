@@ -8,6 +8,7 @@ Streamed answers (``Accept: application/x-ndjson``) are read line by line as the
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import urllib.error
@@ -48,7 +49,9 @@ class Client:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _open(self, method: str, path: str, body: Any = None, accept: str = "application/json"):
+    def _open(
+        self, method: str, path: str, body: Any = None, accept: str = "application/json"
+    ) -> http.client.HTTPResponse:
         url = self.config.api_url + path
         data = None
         headers = {"Accept": accept, "User-Agent": "cove-python-sdk"}
@@ -59,7 +62,8 @@ class Client:
             headers["Authorization"] = f"Bearer {self.config.token}"
         req = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            return urllib.request.urlopen(req, timeout=self.config.timeout)
+            resp: http.client.HTTPResponse = urllib.request.urlopen(req, timeout=self.config.timeout)
+            return resp
         except urllib.error.HTTPError as e:
             raise _error_from_response(e.code, e.read()) from None
         except urllib.error.URLError as e:
@@ -82,6 +86,13 @@ class Client:
         if "json" not in ctype:
             return raw.decode("utf-8", "replace")
         return json.loads(raw)
+
+    def request_object(self, method: str, path: str, body: Any = None) -> Dict[str, Any]:
+        """A JSON request whose answer must be an object."""
+        answer = self.request(method, path, body)
+        if not isinstance(answer, dict):
+            raise CoveError(f"the daemon answered {method} {path} with {str(answer)[:200]!r}, not an object")
+        return answer
 
     def text(self, path: str) -> str:
         """A plain-text answer (logs)."""
@@ -175,9 +186,9 @@ def quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
 
 
-def _read(resp: Any, api_url: str) -> bytes:
+def _read(resp: http.client.HTTPResponse, api_url: str) -> bytes:
     try:
-        return resp.read()
+        return bytes(resp.read())
     except (OSError, socket.timeout) as e:
         raise CoveConnectionError(f"lost the connection to the Cove daemon at {api_url}: {e}") from None
 

@@ -216,6 +216,6 @@ def _built_reference(last: Dict[str, Any]) -> Optional[str]:
     if isinstance(img, str):
         return img
     if isinstance(img, dict) and isinstance(img.get("reference"), str):
-        return img["reference"]
+        return str(img["reference"])
     ref = last.get("reference")
     return ref if isinstance(ref, str) else None

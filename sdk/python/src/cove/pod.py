@@ -86,7 +86,7 @@ class PodInstance:
 
     def inspect(self) -> Dict[str, Any]:
         """The container as the daemon describes it now (``GET /v1/containers/{id}``)."""
-        self.container = self._need().request("GET", f"/v1/containers/{quote(self.container_id)}")
+        self.container = self._need().request_object("GET", f"/v1/containers/{quote(self.container_id)}")
         return self.container
 
     def status(self) -> str:
@@ -103,7 +103,8 @@ class PodInstance:
 
     def exec(self, *cmd: str) -> Dict[str, Any]:
         """Runs a command in the running container; returns ``exit_code``, ``stdout``, ``stderr``."""
-        return self._need().request("POST", f"/v1/containers/{quote(self.container_id)}/exec", {"cmd": list(cmd)})
+        path = f"/v1/containers/{quote(self.container_id)}/exec"
+        return self._need().request_object("POST", path, {"cmd": list(cmd)})
 
     def terminate(self) -> bool:
         """Stops the container (SIGTERM, then SIGKILL after the daemon's grace period).
@@ -113,7 +114,7 @@ class PodInstance:
         """
         if not self.ok or not self.container_id:
             return False
-        self.container = self._need().request("POST", f"/v1/containers/{quote(self.container_id)}/stop")
+        self.container = self._need().request_object("POST", f"/v1/containers/{quote(self.container_id)}/stop")
         return True
 
 
