@@ -13,6 +13,7 @@ use crate::routes;
         routes::list_containers, routes::get_container, routes::stop_container,
         routes::container_logs, routes::exec_container,
         routes::list_images, routes::pull_image, routes::remove_image, routes::import_image,
+        routes::build_image,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

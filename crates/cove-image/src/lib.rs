@@ -8,6 +8,8 @@
 //!   entry loop over symlink-proof `*at` file operations.
 //! * `overlay` — mounting/unmounting container root filesystems.
 //! * `import` — OCI layouts, OCI archives and docker-archive tars.
+//! * `build`, `layer_from_dir` — images made by builds: a container's
+//!   overlay upper dir turned back into an OCI layer on top of its image.
 //! * `store`, `gc` — [`ImageStore`]: the `images` table; removal and GC.
 //!
 //! On disk (`<data_dir>/images`): `blobs/sha256/<hex>`, `l/<12 hex of diff_id>`
@@ -15,11 +17,13 @@
 //! downloads/unpacks, wiped on open), `empty/` (the lower of zero-layer images).
 
 mod blobs;
+mod build;
 mod config;
 mod error;
 mod fsat;
 mod gc;
 mod import;
+mod layer_from_dir;
 mod manifest;
 mod overlay;
 pub mod pull;
@@ -28,6 +32,7 @@ mod store;
 mod unpack;
 mod whiteout;
 
+pub use build::{build_step_keys, LayerCommit};
 pub use config::ImageConfig;
 pub use error::ImageError;
 pub use store::{Image, ImageStore, ImageStoreOptions};

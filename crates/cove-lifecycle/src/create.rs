@@ -89,6 +89,57 @@ impl Lifecycle {
         args: Vec<String>,
     ) -> Result<(), LifecycleError> {
         let dir = self.container_dir(id);
+        let (rootfs, attachment) = self.mount_and_attach(id, image).await?;
+
+        let cfg = ContainerConfig {
+            id: id.to_string(),
+            dir: dir.clone(),
+            rootfs,
+            args,
+            env: merge_env(&image.config.env, &spec.env),
+            cwd: spec
+                .workdir
+                .clone()
+                .or_else(|| image.config.working_dir.clone().filter(|w| !w.is_empty()))
+                .unwrap_or_else(|| "/".to_string()),
+            user: image.config.user.clone().filter(|u| !u.is_empty()),
+            hostname: id.chars().take(63).collect(),
+            netns: Some(attachment.netns_path.clone()),
+            cpu_millis: spec.cpu_millis,
+            memory_mib: spec.memory_mib,
+            pids_limit: self.inner.cfg.pids_limit,
+            log_path: dir.join("container.log"),
+            cgroup_parent: self.inner.cfg.cgroup_parent.clone(),
+            dns: cove_network::nameservers(),
+            extra_mounts: Vec::new(),
+        };
+        let t1 = std::time::Instant::now();
+        let started = self
+            .inner
+            .runtime
+            .start(&cfg)
+            .await
+            .map_err(user_or_runtime_error)?;
+        tracing::debug!(runtime_start = ?t1.elapsed(), "runtime started the container");
+        let now = now_ms();
+        self.inner
+            .store
+            .set_running(id, &attachment.address.to_string(), started.shim_pid, now)?;
+        let pod_id = self.pod_id_of(id)?;
+        info!(container = %id, address = %attachment.address, "container running");
+        self.adopt(id, &pod_id, attachment.address, spec, now, started.shim_pid);
+        Ok(())
+    }
+
+    /// Makes `<container dir>/rootfs` (the image's overlay) and the network
+    /// attachment of container `id`, at the same time. On error the caller
+    /// undoes both with `release_resources`.
+    pub(crate) async fn mount_and_attach(
+        &self,
+        id: &str,
+        image: &Image,
+    ) -> Result<(std::path::PathBuf, cove_network::Attachment), LifecycleError> {
+        let dir = self.container_dir(id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| LifecycleError::Io(format!("creating {}", dir.display()), e))?;
         // The root filesystem and the network namespace are independent:
@@ -112,44 +163,7 @@ impl Lifecycle {
         let rootfs = mounted.map_err(|e| LifecycleError::Internal(format!("mount task: {e}")))?;
         let attachment = attached?;
         let rootfs = rootfs?;
-
-        let cfg = ContainerConfig {
-            id: id.to_string(),
-            dir: dir.clone(),
-            rootfs,
-            args,
-            env: merge_env(&image.config.env, &spec.env),
-            cwd: spec
-                .workdir
-                .clone()
-                .or_else(|| image.config.working_dir.clone().filter(|w| !w.is_empty()))
-                .unwrap_or_else(|| "/".to_string()),
-            user: image.config.user.clone().filter(|u| !u.is_empty()),
-            hostname: id.chars().take(63).collect(),
-            netns: Some(attachment.netns_path.clone()),
-            cpu_millis: spec.cpu_millis,
-            memory_mib: spec.memory_mib,
-            pids_limit: self.inner.cfg.pids_limit,
-            log_path: dir.join("container.log"),
-            cgroup_parent: self.inner.cfg.cgroup_parent.clone(),
-            dns: cove_network::nameservers(),
-        };
-        let t1 = std::time::Instant::now();
-        let started = self
-            .inner
-            .runtime
-            .start(&cfg)
-            .await
-            .map_err(user_or_runtime_error)?;
-        tracing::debug!(runtime_start = ?t1.elapsed(), "runtime started the container");
-        let now = now_ms();
-        self.inner
-            .store
-            .set_running(id, &attachment.address.to_string(), started.shim_pid, now)?;
-        let pod_id = self.pod_id_of(id)?;
-        info!(container = %id, address = %attachment.address, "container running");
-        self.adopt(id, &pod_id, attachment.address, spec, now, started.shim_pid);
-        Ok(())
+        Ok((rootfs, attachment))
     }
 
     /// Puts a running container under watch: route table, idle timer, exit watcher.

@@ -10,8 +10,11 @@
 //! - [`finish`]: stop, exit watching, and the one cleanup path every ending takes.
 //! - [`reconcile`]: re-adopt or clean up after a restart.
 //! - [`keepwarm`]: the idle timer.
+//! - [`build`], `build_step`: image builds (steps run in containers, committed as layers, cached).
 //! - [`logs`], [`images`], [`view`]: reading logs, image operations, API views.
 
+mod build;
+mod build_step;
 mod create;
 mod error;
 mod finish;
@@ -33,6 +36,7 @@ use cove_runtime::Runtime;
 use cove_store::Store;
 use tokio::sync::watch;
 
+pub use build::BuildSink;
 pub use error::LifecycleError;
 pub use keepwarm::idle_deadline_passed;
 
@@ -50,6 +54,9 @@ pub struct LifecycleConfig {
     /// Time between SIGTERM and SIGKILL when stopping.
     pub stop_grace: Duration,
     pub pids_limit: i64,
+    /// A CA bundle on the host to mount into build containers (and point
+    /// SSL_CERT_FILE, PIP_CERT, REQUESTS_CA_BUNDLE at); `None` = off.
+    pub build_ca_bundle: Option<PathBuf>,
 }
 
 /// The daemon's pods and containers. Cheap to clone.

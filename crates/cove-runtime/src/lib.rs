@@ -71,6 +71,8 @@ pub struct ContainerConfig {
     pub cgroup_parent: String,
     /// Nameservers for the generated `/etc/resolv.conf`.
     pub dns: Vec<String>,
+    /// Extra bind mounts: (host path, path in the container, read-only).
+    pub extra_mounts: Vec<(PathBuf, String, bool)>,
 }
 
 impl ContainerConfig {

@@ -143,7 +143,7 @@ pub fn build_spec(
                 .build()?,
         )
         .hostname(cfg.hostname.clone())
-        .mounts(mounts(&cfg.dir)?)
+        .mounts(mounts(cfg)?)
         .linux(linux)
         .build()?)
 }
@@ -231,7 +231,7 @@ fn resources(
     Ok(r.build()?)
 }
 
-fn mounts(dir: &Path) -> Result<Vec<Mount>, RuntimeError> {
+fn mounts(cfg: &ContainerConfig) -> Result<Vec<Mount>, RuntimeError> {
     let m = |dest: &str, typ: &str, src: &str, opts: &[&str]| {
         MountBuilder::default()
             .destination(dest)
@@ -286,13 +286,27 @@ fn mounts(dir: &Path) -> Result<Vec<Mount>, RuntimeError> {
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
         )?,
     ];
-    for (src, dest) in etc_files(dir) {
+    for (src, dest) in etc_files(&cfg.dir) {
         out.push(
             MountBuilder::default()
                 .destination(dest)
                 .typ("bind")
                 .source(src)
                 .options(strings(&["rbind", "ro", "nosuid", "nodev", "noexec"]))
+                .build()?,
+        );
+    }
+    for (src, dest, ro) in &cfg.extra_mounts {
+        let mut opts = vec!["rbind", "nosuid", "nodev"];
+        if *ro {
+            opts.push("ro");
+        }
+        out.push(
+            MountBuilder::default()
+                .destination(dest)
+                .typ("bind")
+                .source(src)
+                .options(strings(&opts))
                 .build()?,
         );
     }

@@ -19,6 +19,7 @@ fn cfg() -> ContainerConfig {
         log_path: PathBuf::from("/data/pods/x/log"),
         cgroup_parent: "cove-t1".into(),
         dns: vec![],
+        extra_mounts: Vec::new(),
     }
 }
 

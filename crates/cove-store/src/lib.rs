@@ -3,6 +3,7 @@
 //! No other crate writes SQL. Every multi-step change runs in one transaction,
 //! so a daemon killed at any point leaves the database consistent.
 
+mod builds;
 mod containers;
 mod error;
 mod events;
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub use builds::BuildRow;
 pub use containers::{ContainerRow, PodRow};
 pub use error::StoreError;
 pub use events::EventRow;

@@ -208,3 +208,79 @@ pub struct DaemonInfo {
     pub gateway_tls_url: Option<String>,
     pub runtime: String,
 }
+
+/// `POST /v1/images/build`: an image made from `base_image` by running
+/// `steps` in order, each in a container on top of the previous result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildRequest {
+    /// Image to start from; pulled if not local. Builds are keyed by its digest.
+    pub base_image: String,
+    #[serde(default)]
+    pub steps: Vec<BuildStep>,
+    /// Set while the steps run and kept in the image's config.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// One build step; each becomes one layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum BuildStep {
+    /// Shell commands (`/bin/sh -c`), run one after the other.
+    Commands(Vec<String>),
+    /// `python3 -m pip install` of these requirement specifiers.
+    PythonPackages(Vec<String>),
+    /// Checks that the image has `python3` (of this version prefix, if not empty).
+    PythonVersion(String),
+}
+
+impl BuildRequest {
+    /// Refuses what cannot be built: an empty base, an empty step or command.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.base_image.trim().is_empty() {
+            return Err("base_image must not be empty".into());
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            let bad = match step {
+                BuildStep::Commands(c) if c.is_empty() => Some("has no commands"),
+                BuildStep::Commands(c) if c.iter().any(|c| c.trim().is_empty()) => {
+                    Some("has an empty command")
+                }
+                BuildStep::PythonPackages(p) if p.is_empty() => Some("has no packages"),
+                BuildStep::PythonPackages(p)
+                    if p.iter().any(|p| p.trim().is_empty() || p.starts_with('-')) =>
+                {
+                    Some("has an empty package or an option instead of a package")
+                }
+                BuildStep::PythonVersion(v)
+                    if !v.chars().all(|c| c.is_ascii_digit() || c == '.') =>
+                {
+                    Some("has a python version that is not like 3.11")
+                }
+                _ => None,
+            };
+            if let Some(why) = bad {
+                return Err(format!("step {} {why}", i + 1));
+            }
+        }
+        for k in self.env.keys() {
+            if k.is_empty() || k.contains('=') {
+                return Err(format!("env name {k:?} is empty or contains '='"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line of the `POST /v1/images/build` stream.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildEvent {
+    /// What the daemon is doing (`Building image`, `Using cached image`, `Step 1/2: ...`).
+    Progress(String),
+    /// A line of a step's output.
+    Log(String),
+    /// The built image (last line).
+    Image(ImageInfo),
+}

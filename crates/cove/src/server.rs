@@ -57,9 +57,21 @@ pub struct ServerArgs {
     /// Registries reached over plain HTTP (loopback ones always are), comma-separated.
     #[arg(long, env = "COVE_INSECURE_REGISTRIES", value_delimiter = ',')]
     insecure_registries: Vec<String>,
+    /// A CA bundle (e.g. /etc/ssl/certs/ca-certificates.crt) mounted read-only into image-build
+    /// containers, with SSL_CERT_FILE, PIP_CERT and REQUESTS_CA_BUNDLE pointing at it: for hosts
+    /// whose outbound TLS goes through an intercepting proxy. Off unless set.
+    #[arg(long, env = "COVE_BUILD_CA_BUNDLE")]
+    build_ca_bundle: Option<PathBuf>,
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
+    if let Some(ca) = &args.build_ca_bundle {
+        anyhow::ensure!(
+            ca.is_file(),
+            "--build-ca-bundle {} is not a readable file",
+            ca.display()
+        );
+    }
     let data_dir = &args.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
@@ -110,6 +122,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             cgroup_parent: format!("cove-{}", short_hash(&data_dir.to_string_lossy())),
             stop_grace: Duration::from_secs(args.stop_grace_seconds),
             pids_limit: 4096,
+            build_ca_bundle: args.build_ca_bundle.clone(),
         },
         store,
         images,

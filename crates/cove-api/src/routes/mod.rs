@@ -1,5 +1,6 @@
 //! Route table: one file per resource.
 
+mod builds;
 mod containers;
 mod images;
 mod info;
@@ -10,6 +11,7 @@ use axum::Router;
 
 use crate::AppState;
 
+pub use builds::*;
 pub use containers::*;
 pub use images::*;
 pub use info::*;
@@ -31,6 +33,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/images/pull", post(images::pull_image))
         .route("/v1/images/import", post(images::import_image))
+        .route("/v1/images/build", post(builds::build_image))
 }
 
 /// Routes open without a token: health and the API's own description.

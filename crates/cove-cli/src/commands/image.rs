@@ -1,4 +1,6 @@
-//! `cove image pull|list|rm|import`.
+//! `cove image pull|list|rm|import|build`.
+
+mod build;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -53,11 +55,14 @@ pub enum ImageCmd {
         #[arg(long)]
         reference: Option<String>,
     },
+    /// Build an image: run commands / pip installs on a base image, each step cached as a layer.
+    Build(build::BuildArgs),
 }
 
 /// Runs a `cove image` subcommand.
 pub async fn execute(client: &Client, cmd: ImageCmd) -> Result<i32> {
     match cmd {
+        ImageCmd::Build(args) => build::execute(client, args).await,
         ImageCmd::Pull {
             reference,
             username,

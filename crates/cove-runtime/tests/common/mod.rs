@@ -67,6 +67,7 @@ impl Harness {
             log_path: base.join("logs/container.log"),
             cgroup_parent: "cove-it".into(),
             dns: vec!["10.0.0.53".into()],
+            extra_mounts: Vec::new(),
         };
         Harness { base, rt, cfg }
     }

@@ -1,0 +1,118 @@
+//! `cove image build`: sends a [`BuildRequest`] and prints the daemon's stream
+//! (`=> Building image`, step output, `=> Built <reference>`).
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use cove_types::{BuildRequest, BuildStep, ImageInfo};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use crate::client::Client;
+use crate::commands::run::parse_env;
+
+/// `cove image build` arguments. Steps run in this order: commands, then python packages.
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// Image to build on, e.g. 127.0.0.1:5000/busybox:latest.
+    #[arg(long)]
+    pub base: String,
+    /// A shell command; each is one step (repeat for more).
+    #[arg(long = "command")]
+    pub commands: Vec<String>,
+    /// Python packages to pip install, as one step (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub python_packages: Vec<String>,
+    /// KEY=VALUE set while building and kept in the image (repeat for more).
+    #[arg(long = "env")]
+    pub env: Vec<String>,
+}
+
+/// One line of the build stream.
+#[derive(Debug, Default, Deserialize)]
+struct BuildLine {
+    progress: Option<String>,
+    log: Option<String>,
+    image: Option<ImageInfo>,
+    error: Option<String>,
+}
+
+/// The request for `args`.
+pub fn build_request(args: &BuildArgs) -> Result<BuildRequest> {
+    let mut steps: Vec<BuildStep> = args
+        .commands
+        .iter()
+        .map(|c| BuildStep::Commands(vec![c.clone()]))
+        .collect();
+    if !args.python_packages.is_empty() {
+        steps.push(BuildStep::PythonPackages(args.python_packages.clone()));
+    }
+    Ok(BuildRequest {
+        base_image: args.base.clone(),
+        steps,
+        env: parse_env(&args.env)?,
+    })
+}
+
+/// Runs the build, printing its stream; the built reference is the last line.
+pub async fn execute(client: &Client, args: BuildArgs) -> Result<i32> {
+    let req = build_request(&args)?;
+    let resp = client
+        .post_ndjson(client.url(&["v1", "images", "build"], &[]), &req)
+        .await?;
+    let mut stream = resp.bytes_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut built: Option<ImageInfo> = None;
+    let mut out = std::io::stdout();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.context("reading the daemon's build output")?;
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let ev: BuildLine = serde_json::from_slice(&line[..end])
+                .context("the daemon sent an unreadable build line")?;
+            if let Some(msg) = ev.error {
+                bail!("{msg}");
+            }
+            if let Some(p) = ev.progress {
+                writeln!(out, "=> {p}")?;
+            }
+            if let Some(l) = ev.log {
+                writeln!(out, "{l}")?;
+            }
+            if let Some(i) = ev.image {
+                built = Some(i);
+            }
+            out.flush().ok();
+        }
+    }
+    let img = built.context("the daemon ended the build stream without an image")?;
+    writeln!(out, "=> Built {}", img.reference)?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_steps_in_order_then_packages() {
+        let args = BuildArgs {
+            base: "b".into(),
+            commands: vec!["echo a".into(), "echo b".into()],
+            python_packages: vec!["x==1".into(), "y".into()],
+            env: vec!["K=V".into()],
+        };
+        let req = build_request(&args).unwrap();
+        assert_eq!(
+            req.steps,
+            vec![
+                BuildStep::Commands(vec!["echo a".into()]),
+                BuildStep::Commands(vec!["echo b".into()]),
+                BuildStep::PythonPackages(vec!["x==1".into(), "y".into()]),
+            ]
+        );
+        assert_eq!(req.env["K"], "V");
+    }
+}

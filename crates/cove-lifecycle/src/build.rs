@@ -1,0 +1,166 @@
+//! Image builds: a base image plus ordered steps, each run in a container on
+//! top of the previous result and committed as one layer.
+//!
+//! Identity: key 0 = sha256(base manifest digest, env); key i = sha256(key
+//! i-1, canonical JSON of step i, env). The `builds` table maps each key to
+//! the image made after that step, so an identical request is answered from
+//! the table, and a changed step rebuilds from that step on. Images are named
+//! `localhost/cove-build/<16 hex of the key>:latest` (`localhost`: never
+//! pulled from anywhere if removed).
+//!
+//! A failed build keeps nothing it made: the images (and their layers) of
+//! the steps it ran are removed again, with their `builds` rows.
+
+use cove_image::{build_step_keys as step_keys, Image};
+use cove_types::{BuildEvent, BuildRequest, BuildStep, ImageInfo};
+use tracing::{info, instrument, warn};
+
+use crate::{Lifecycle, LifecycleError};
+
+/// Receives a build's progress and output lines as they happen.
+pub type BuildSink<'a> = &'a (dyn Fn(BuildEvent) + Send + Sync);
+
+fn reference_for(key: &str) -> String {
+    format!("localhost/cove-build/{}:latest", &key[..16])
+}
+
+impl Lifecycle {
+    /// Builds (or finds cached) the image `req` describes.
+    #[instrument(skip_all, fields(base = %req.base_image, steps = req.steps.len()))]
+    pub async fn build_image(
+        &self,
+        req: &BuildRequest,
+        sink: BuildSink<'_>,
+    ) -> Result<ImageInfo, LifecycleError> {
+        req.validate().map_err(LifecycleError::BadRequest)?;
+        sink(BuildEvent::Progress("Building image".into()));
+        let progress = |m: String| sink(BuildEvent::Progress(m));
+        let base = self
+            .inner
+            .images
+            .ensure(&req.base_image, None, &progress)
+            .await?;
+        let mut steps = req.steps.clone();
+        if steps.is_empty() && !req.env.is_empty() {
+            // The env alone still makes a new image: an empty layer carries it.
+            steps.push(BuildStep::Commands(vec!["true".into()]));
+        }
+        let env_json = serde_json::to_string(&req.env)
+            .map_err(|e| LifecycleError::Internal(format!("encoding env: {e}")))?;
+        let keys = step_keys(&base.digest, &steps, &env_json);
+        // The last step whose result is still here; its image is where we start.
+        let mut start = 0;
+        let mut current = base.clone();
+        for i in (1..keys.len()).rev() {
+            if let Some(img) = self.cached_step(&keys[i])? {
+                start = i;
+                current = img;
+                break;
+            }
+        }
+        if start == steps.len() {
+            sink(BuildEvent::Progress("Using cached image".into()));
+            return self.image_info_of(&current.reference);
+        }
+        for (i, step) in steps.iter().enumerate().take(start) {
+            sink(BuildEvent::Progress(format!(
+                "Step {}/{}: {} (cached)",
+                i + 1,
+                steps.len(),
+                describe(step)
+            )));
+        }
+        let env: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut made: Vec<(String, String)> = Vec::new();
+        for (i, step) in steps.iter().enumerate().skip(start) {
+            sink(BuildEvent::Progress(format!(
+                "Step {}/{}: {}",
+                i + 1,
+                steps.len(),
+                describe(step)
+            )));
+            let key = &keys[i + 1];
+            match self
+                .run_build_step(i, step, &current, &env, &reference_for(key), sink)
+                .await
+            {
+                Ok(img) => {
+                    if let Err(e) = self.inner.store.put_build(key, &img.reference) {
+                        made.push((key.clone(), img.reference));
+                        self.forget_builds(&made);
+                        return Err(e.into());
+                    }
+                    made.push((key.clone(), img.reference.clone()));
+                    current = img;
+                }
+                Err(e) => {
+                    self.forget_builds(&made);
+                    return Err(e);
+                }
+            }
+        }
+        info!(reference = %current.reference, "image built");
+        self.image_info_of(&current.reference)
+    }
+
+    /// The image recorded for `key`, if the row and the image are both there.
+    fn cached_step(&self, key: &str) -> Result<Option<Image>, LifecycleError> {
+        let Some(row) = self.inner.store.get_build(key)? else {
+            return Ok(None);
+        };
+        Ok(self.inner.images.get(&row.image_reference)?)
+    }
+
+    /// Removes what a failed build made: its rows and images, newest first.
+    fn forget_builds(&self, made: &[(String, String)]) {
+        for (key, reference) in made.iter().rev() {
+            if let Err(e) = self.inner.store.delete_build(key) {
+                warn!(error = %e, "cannot forget build step");
+            }
+            if let Err(e) = self.inner.images.remove(reference, &|_| false) {
+                warn!(error = %e, %reference, "cannot remove the image of a failed build");
+            }
+        }
+    }
+
+    fn image_info_of(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
+        self.inner
+            .images
+            .list()?
+            .into_iter()
+            .find(|i| i.reference == reference)
+            .ok_or_else(|| LifecycleError::Internal(format!("image {reference} vanished")))
+    }
+}
+
+/// A step as progress lines and error messages show it.
+pub(crate) fn describe(step: &BuildStep) -> String {
+    match step {
+        BuildStep::Commands(c) => c.join(" && "),
+        BuildStep::PythonPackages(p) => format!("pip install {}", p.join(" ")),
+        BuildStep::PythonVersion(v) => format!("python {v}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_chain_so_a_changed_step_keeps_earlier_keys() {
+        let a = BuildStep::Commands(vec!["echo a".into()]);
+        let b = BuildStep::Commands(vec!["echo b".into()]);
+        let c = BuildStep::Commands(vec!["echo c".into()]);
+        let k1 = step_keys("sha256:x", &[a.clone(), b], "{}");
+        let k2 = step_keys("sha256:x", &[a.clone(), c], "{}");
+        assert_eq!(k1.len(), 3);
+        assert_eq!(k1[..2], k2[..2]);
+        assert_ne!(k1[2], k2[2]);
+        assert_ne!(
+            step_keys("sha256:y", std::slice::from_ref(&a), "{}")[1],
+            k1[1]
+        );
+        assert_ne!(step_keys("sha256:x", &[a], r#"{"A":"1"}"#)[1], k1[1]);
+        assert!(reference_for(&k1[2]).starts_with("localhost/cove-build/"));
+    }
+}

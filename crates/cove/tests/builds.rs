@@ -1,0 +1,193 @@
+//! Image builds end to end: steps run in containers on the test busybox image, their changes
+//! (new files and deletions) become layers, identical builds come from the cache, a changed
+//! step rebuilds only from there, and a failing step or base leaves nothing behind.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The reference in the `=> Built <reference>` line.
+#[track_caller]
+fn built_reference(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("=> Built "))
+        .unwrap_or_else(|| panic!("no `=> Built` line in:\n{out}"))
+        .trim()
+        .to_string()
+}
+
+fn image_refs(d: &Daemon) -> Vec<String> {
+    let out = ok(&d.cli(&["image", "list", "--format", "json"]));
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let mut refs: Vec<String> = list
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap().to_string())
+        .collect();
+    refs.sort();
+    refs
+}
+
+fn build(d: &Daemon, args: &[&str]) -> std::process::Output {
+    let base = registry().image("latest");
+    let mut all = vec!["image", "build", "--base", base.as_str()];
+    all.extend_from_slice(args);
+    d.cli(&all)
+}
+
+/// Runs `script` in a pod of `image` and returns its log once it has exited.
+fn run_and_log(d: &Daemon, image: &str, script: &str) -> String {
+    let c = d.run_pod(&["--image", image, "--entrypoint", script]);
+    d.wait_status(&c.id, ContainerStatus::Exited, LONG);
+    ok(&d.cli(&["container", "logs", &c.id]))
+}
+
+#[test]
+fn built_image_runs_is_cached_and_a_changed_step_reuses_earlier_ones() {
+    let d = Daemon::start();
+    let steps = [
+        "--command",
+        "echo hi > /built.txt",
+        "--command",
+        "rm /www/index.html",
+    ];
+    let out = ok(&build(&d, &steps));
+    assert!(out.contains("=> Building image"), "{out}");
+    assert!(out.contains("=> Step 1/2: echo hi > /built.txt"), "{out}");
+    let reference = built_reference(&out);
+    assert!(
+        reference.starts_with("localhost/cove-build/"),
+        "{reference}"
+    );
+
+    // The new file is there and the deleted one is gone (an OCI whiteout in the layer).
+    let log = run_and_log(
+        &d,
+        &reference,
+        "sh -c 'cat /built.txt; test -e /www/index.html || echo index-gone; ls /www'",
+    );
+    assert!(log.contains("hi"), "{log}");
+    assert!(log.contains("index-gone"), "{log}");
+    assert!(log.contains("cgi-bin"), "the rest of /www stays: {log}");
+
+    // The same request again: from the cache, same reference, no step runs.
+    let t = Instant::now();
+    let again = ok(&build(&d, &steps));
+    let took = t.elapsed();
+    assert!(again.contains("=> Using cached image"), "{again}");
+    assert!(!again.contains("Step "), "{again}");
+    assert_eq!(built_reference(&again), reference);
+    eprintln!("cached build through the CLI took {took:?}");
+
+    // A changed second step: the first comes from the cache, the second runs.
+    let changed = ok(&build(
+        &d,
+        &[
+            "--command",
+            "echo hi > /built.txt",
+            "--command",
+            "echo other > /other.txt",
+        ],
+    ));
+    assert!(
+        changed.contains("=> Step 1/2: echo hi > /built.txt (cached)"),
+        "{changed}"
+    );
+    assert!(
+        changed.contains("=> Step 2/2: echo other > /other.txt\n"),
+        "{changed}"
+    );
+    let other = built_reference(&changed);
+    assert_ne!(other, reference);
+    let log = run_and_log(
+        &d,
+        &other,
+        "sh -c 'cat /built.txt /other.txt; cat /www/index.html'",
+    );
+    assert!(log.contains("hi") && log.contains("other"), "{log}");
+    assert!(
+        log.contains("Hello from a Cove pod"),
+        "this build keeps index.html: {log}"
+    );
+}
+
+#[test]
+fn step_output_streams_and_env_is_kept_in_the_image() {
+    let d = Daemon::start();
+    let out = ok(&build(
+        &d,
+        &[
+            "--command",
+            "echo step-says-$GREETING; mkdir -p /opt/x && ln -s /opt/x /opt/link && echo f > /opt/x/f && ln /opt/x/f /opt/x/hard",
+            "--env",
+            "GREETING=hello",
+        ],
+    ));
+    assert!(out.contains("step-says-hello"), "{out}");
+    let reference = built_reference(&out);
+    let log = run_and_log(
+        &d,
+        &reference,
+        "sh -c 'echo env-$GREETING; cat /opt/link/f; cat /opt/x/hard'",
+    );
+    assert!(log.contains("env-hello"), "{log}");
+    assert_eq!(log.matches("f\n").count(), 2, "{log}");
+}
+
+#[test]
+fn a_failing_step_fails_the_build_and_keeps_nothing() {
+    let d = Daemon::start();
+    let before = image_refs(&d);
+    let o = build(
+        &d,
+        &[
+            "--command",
+            "echo made > /made.txt",
+            "--command",
+            "echo about-to-fail; exit 3",
+        ],
+    );
+    let line = failed_with(&o, &["exit code 3"]);
+    assert!(line.contains("step 2"), "{line}");
+    assert!(
+        line.contains("about-to-fail"),
+        "the step's output is quoted: {line}"
+    );
+    // Streamed output came before the error.
+    assert!(stdout(&o).contains("about-to-fail"), "{}", stdout(&o));
+    // The base was pulled; nothing else is left: no image of step 1, no mount, no netns.
+    let after: Vec<String> = image_refs(&d)
+        .into_iter()
+        .filter(|r| !before.contains(r))
+        .collect();
+    assert!(
+        after.iter().all(|r| !r.contains("cove-build")),
+        "a failed build left images: {after:?}"
+    );
+    assert!(d.mounts().is_empty(), "mounts left: {:?}", d.mounts());
+    assert!(
+        d.netns_files().is_empty(),
+        "netns left: {:?}",
+        d.netns_files()
+    );
+    let containers = std::fs::read_dir(d.data_dir.join("containers"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(containers, 0, "build container dirs left");
+}
+
+#[test]
+fn bad_build_requests_are_refused_clearly() {
+    let d = Daemon::start();
+    let unknown = format!("{}/busybox:no-such-tag", registry().addr);
+    let o = d.cli(&["image", "build", "--base", &unknown, "--command", "true"]);
+    failed_with(&o, &["not found"]);
+    let o = build(&d, &["--command", " "]);
+    failed_with(&o, &["empty command"]);
+    let o = d.cli(&["image", "build", "--base", "", "--command", "true"]);
+    failed_with(&o, &["base_image must not be empty"]);
+    assert!(image_refs(&d).iter().all(|r| !r.contains("cove-build")));
+}
