@@ -28,6 +28,7 @@ def one_error_line(o: subprocess.CompletedProcess, needle: str) -> str:
     lines = [ln for ln in o.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, o.stderr
     assert needle in lines[0], lines[0]
+    assert not lines[0].startswith("Error"), "cove deploy adds its own prefix"
     return lines[0]
 
 

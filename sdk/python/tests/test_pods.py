@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import List
 
 import pytest
@@ -241,5 +242,19 @@ def test_deploy(daemon, busybox, tmp_path, capsys):
         assert f"Deployment {name} (version 2) port 8000 at: {dep.url}" in o.stdout, o.stdout
         assert dep.refresh().version == 2
         serving(daemon, dep.url)
+
+        # The Rust `cove deploy app.py:pod` runs `python3 -m cove.deploy_spec` (this venv's python3).
+        if subprocess.run([str(daemon.bin), "deploy", "--help"], capture_output=True).returncode == 0:
+            env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+            o = subprocess.run([str(daemon.bin), "deploy", "app.py:pod"], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)
+            assert o.returncode == 0, o.stderr
+            assert dep.refresh().version == 3
+            serving(daemon, dep.url)
+            (tmp_path / "app.py").write_text("from beam import Pod\npod = Pod(image='x')\n")
+            o = subprocess.run([str(daemon.bin), "deploy", "app.py:pod"], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)
+            assert o.returncode != 0
+            assert "a deployment needs a name: Pod(name=...)" in o.stderr, o.stderr
     finally:
         dep.delete()

@@ -3,7 +3,7 @@
 Imports ``app.py`` (relative to the current directory), takes the :class:`~cove.Pod` named
 ``pod`` and prints its ``POST /v1/pods`` body (``CreatePodRequest``, with ``name``) as JSON on
 stdout. Any problem (missing file, syntax error, no such object, not a Pod, no name) is one
-line on stderr and exit status 1. The Rust ``cove deploy app.py:pod`` runs this.
+line on stderr (the message alone, no ``Error:`` prefix) and exit status 1. The Rust ``cove deploy app.py:pod`` runs this.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         body = deploy_request(load_pod(args[0]))
     except CoveError as e:
-        print(f"Error: {e}", file=sys.stderr)
+        # No "Error:" prefix: `cove deploy` prints this line as its own error.
+        print(str(e), file=sys.stderr)
         return 1
     json.dump(body, sys.stdout)
     sys.stdout.write("\n")
