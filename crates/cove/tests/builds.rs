@@ -191,3 +191,93 @@ fn bad_build_requests_are_refused_clearly() {
     failed_with(&o, &["base_image must not be empty"]);
     assert!(image_refs(&d).iter().all(|r| !r.contains("cove-build")));
 }
+
+/// The SDK's Debian image with python3 (no pip) as an OCI layout, built and cached by
+/// `sdk/python/tests/images/build-python-image.sh`; `None` (with the reason) when it cannot be.
+fn python_image_layout() -> Option<std::path::PathBuf> {
+    let script = scripts_dir().join("../sdk/python/tests/images/build-python-image.sh");
+    if !script.is_file() {
+        eprintln!("skipping: {} is missing", script.display());
+        return None;
+    }
+    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cove-python-image");
+    let o = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .output()
+        .unwrap();
+    match o.status.code() {
+        Some(0) => Some(out),
+        Some(75) => {
+            eprintln!("skipping: the Debian mirror is unreachable: {}", stderr(&o));
+            None
+        }
+        _ => panic!("build-python-image.sh failed: {}", stderr(&o)),
+    }
+}
+
+/// Real PyPI through this host's intercepting proxy: the daemon's `--build-ca-bundle` gives
+/// build containers the host's CA bundle. pip comes from Debian's python3-pip in a first step.
+#[test]
+fn python_packages_install_from_pypi_with_the_host_ca_bundle() {
+    let ca = std::path::PathBuf::from("/etc/ssl/certs/ca-certificates.crt");
+    if !ca.is_file() {
+        eprintln!("skipping: no host CA bundle at {}", ca.display());
+        return;
+    }
+    let Some(layout) = python_image_layout() else {
+        return;
+    };
+    let d = Daemon::start_with(DaemonOpts {
+        build_ca_bundle: Some(ca),
+        ..Default::default()
+    });
+    let base = "localhost/cove-test/python:latest";
+    ok(&d.cli(&[
+        "image",
+        "import",
+        layout.to_str().unwrap(),
+        "--reference",
+        base,
+    ]));
+    let pip = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null && rm -rf /var/lib/apt/lists/*";
+    let out = ok(&d.cli(&[
+        "image",
+        "build",
+        "--base",
+        base,
+        "--command",
+        pip,
+        "--python-packages",
+        "six==1.16.0",
+    ]));
+    assert!(out.contains("Successfully installed six-1.16.0"), "{out}");
+    let reference = built_reference(&out);
+    let log = run_and_log(
+        &d,
+        &reference,
+        "python3 -c 'import six; print(\"six\", six.__version__)'",
+    );
+    assert!(log.contains("six 1.16.0"), "{log}");
+
+    // A package that does not exist: the pip step fails with pip's own words; the apt step
+    // before it comes from the cache.
+    let o = d.cli(&[
+        "image",
+        "build",
+        "--base",
+        base,
+        "--command",
+        pip,
+        "--python-packages",
+        "cove-no-such-package-4f1d==0.0.1",
+    ]);
+    assert!(stdout(&o).contains("(cached)"), "{}", stdout(&o));
+    let line = failed_with(&o, &["exit code 1"]);
+    assert!(line.contains("step 2 (pip install"), "{line}");
+    assert!(
+        line.to_ascii_lowercase()
+            .contains("no matching distribution"),
+        "{line}"
+    );
+}

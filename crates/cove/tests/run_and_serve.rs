@@ -139,7 +139,10 @@ fn unknown_pod_is_404_and_a_closed_port_is_502() {
 
 #[test]
 fn https_gateway_serves_with_the_generated_certificate() {
-    let d = Daemon::start_with(DaemonOpts { tls: true });
+    let d = Daemon::start_with(DaemonOpts {
+        tls: true,
+        ..Default::default()
+    });
     let c = d.run_httpd("300");
     d.wait_serving(&c, 8000, "/");
     let url = format!(

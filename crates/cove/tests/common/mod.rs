@@ -391,6 +391,8 @@ impl Drop for SubnetLease {
 pub struct DaemonOpts {
     /// Serve HTTPS on a free port with the self-signed certificate.
     pub tls: bool,
+    /// `--build-ca-bundle`: the host CA bundle build containers get.
+    pub build_ca_bundle: Option<PathBuf>,
 }
 
 /// A `cove server` of its own, stopped and checked on drop.
@@ -402,6 +404,7 @@ pub struct Daemon {
     pub api_port: u16,
     pub gw_port: u16,
     pub tls_port: Option<u16>,
+    pub build_ca_bundle: Option<PathBuf>,
     pub subnet: SubnetLease,
     pub token: String,
     /// The daemon's bridge, once seen.
@@ -427,6 +430,7 @@ impl Daemon {
             api_port: free_port(),
             gw_port: free_port(),
             tls_port: opts.tls.then(free_port),
+            build_ca_bundle: opts.build_ca_bundle.clone(),
             subnet: SubnetLease::take(),
             token: String::new(),
             bridge: Mutex::new(None),
@@ -451,6 +455,9 @@ impl Daemon {
             .arg(&self.subnet.cidr)
             .arg("--stop-grace-seconds")
             .arg("2");
+        if let Some(ca) = &self.build_ca_bundle {
+            cmd.arg("--build-ca-bundle").arg(ca);
+        }
         if let Some(p) = self.tls_port {
             cmd.arg("--gateway-tls-listen")
                 .arg(format!("127.0.0.1:{p}"));
