@@ -11,6 +11,9 @@
 //! A failed build keeps nothing it made: the images (and their layers) of
 //! the steps it ran are removed again, with their `builds` rows.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
 use cove_image::{build_step_keys as step_keys, Image};
 use cove_types::{BuildEvent, BuildRequest, BuildStep, ImageInfo};
 use tracing::{info, instrument, warn};
@@ -19,6 +22,23 @@ use crate::{Lifecycle, LifecycleError};
 
 /// Receives a build's progress and output lines as they happen.
 pub type BuildSink<'a> = &'a (dyn Fn(BuildEvent) + Send + Sync);
+
+/// One lock per final build key: identical builds asked for at the same time
+/// run once; the others wait and are answered from the cache.
+fn build_lock(key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let mut map = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, w| w.strong_count() > 0);
+    if let Some(l) = map.get(key).and_then(Weak::upgrade) {
+        return l;
+    }
+    let l = Arc::new(tokio::sync::Mutex::new(()));
+    map.insert(key.to_string(), Arc::downgrade(&l));
+    l
+}
 
 fn reference_for(key: &str) -> String {
     format!("localhost/cove-build/{}:latest", &key[..16])
@@ -48,6 +68,8 @@ impl Lifecycle {
         let env_json = serde_json::to_string(&req.env)
             .map_err(|e| LifecycleError::Internal(format!("encoding env: {e}")))?;
         let keys = step_keys(&base.digest, &steps, &env_json);
+        let lock = build_lock(&keys[keys.len() - 1]);
+        let _building = lock.lock().await;
         // The last step whose result is still here; its image is where we start.
         let mut start = 0;
         let mut current = base.clone();

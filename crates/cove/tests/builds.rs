@@ -281,3 +281,34 @@ fn python_packages_install_from_pypi_with_the_host_ca_bundle() {
         "{line}"
     );
 }
+
+#[test]
+fn identical_builds_at_the_same_time_run_once() {
+    let d = Daemon::start();
+    let base = registry().image("latest");
+    let args = [
+        "image",
+        "build",
+        "--base",
+        base.as_str(),
+        "--command",
+        "sleep 1; echo once > /once.txt",
+    ];
+    let outs: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| d.cli_command(&args).output().unwrap()))
+            .collect();
+        hs.into_iter().map(|h| ok(&h.join().unwrap())).collect()
+    });
+    let reference = built_reference(&outs[0]);
+    assert!(
+        outs.iter().all(|o| built_reference(o) == reference),
+        "{outs:?}"
+    );
+    let ran = outs.iter().filter(|o| o.contains("=> Step 1/1")).count();
+    let cached = outs
+        .iter()
+        .filter(|o| o.contains("=> Using cached image"))
+        .count();
+    assert_eq!((ran, cached), (1, 2), "{outs:?}");
+}
