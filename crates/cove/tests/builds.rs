@@ -73,14 +73,22 @@ fn built_image_runs_is_cached_and_a_changed_step_reuses_earlier_ones() {
     assert!(log.contains("index-gone"), "{log}");
     assert!(log.contains("cgi-bin"), "the rest of /www stays: {log}");
 
-    // The same request again: from the cache, same reference, no step runs.
-    let t = Instant::now();
-    let again = ok(&build(&d, &steps));
-    let took = t.elapsed();
-    assert!(again.contains("=> Using cached image"), "{again}");
-    assert!(!again.contains("Step "), "{again}");
-    assert_eq!(built_reference(&again), reference);
-    eprintln!("cached build through the CLI took {took:?}");
+    // The same request again: from the cache, same reference, no step runs. Timed (printed,
+    // not asserted): the whole `cove image build` process, API call and cache lookup.
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let again = ok(&build(&d, &steps));
+        times.push(t.elapsed());
+        assert!(again.contains("=> Using cached image"), "{again}");
+        assert!(!again.contains("Step "), "{again}");
+        assert_eq!(built_reference(&again), reference);
+    }
+    times.sort();
+    eprintln!(
+        "cached `cove image build`, 20 runs: p50 {:?}, p90 {:?}, max {:?}",
+        times[10], times[18], times[19]
+    );
 
     // A changed second step: the first comes from the cache, the second runs.
     let changed = ok(&build(
@@ -185,6 +193,9 @@ fn bad_build_requests_are_refused_clearly() {
     let unknown = format!("{}/busybox:no-such-tag", registry().addr);
     let o = d.cli(&["image", "build", "--base", &unknown, "--command", "true"]);
     failed_with(&o, &["not found"]);
+    let o = build(&d, &["--python-version", "3.11"]);
+    let line = failed_with(&o, &["exit code 127"]);
+    assert!(line.contains("python3 is not installed"), "{line}");
     let o = build(&d, &["--command", " "]);
     failed_with(&o, &["empty command"]);
     let o = d.cli(&["image", "build", "--base", "", "--command", "true"]);
@@ -246,11 +257,17 @@ fn python_packages_install_from_pypi_with_the_host_ca_bundle() {
         "build",
         "--base",
         base,
+        "--python-version",
+        "3",
         "--command",
         pip,
         "--python-packages",
         "six==1.16.0",
     ]));
+    assert!(
+        out.contains("Python 3."),
+        "the python check prints the version: {out}"
+    );
     assert!(out.contains("Successfully installed six-1.16.0"), "{out}");
     let reference = built_reference(&out);
     let log = run_and_log(
@@ -267,6 +284,8 @@ fn python_packages_install_from_pypi_with_the_host_ca_bundle() {
         "build",
         "--base",
         base,
+        "--python-version",
+        "3",
         "--command",
         pip,
         "--python-packages",
@@ -274,7 +293,7 @@ fn python_packages_install_from_pypi_with_the_host_ca_bundle() {
     ]);
     assert!(stdout(&o).contains("(cached)"), "{}", stdout(&o));
     let line = failed_with(&o, &["exit code 1"]);
-    assert!(line.contains("step 2 (pip install"), "{line}");
+    assert!(line.contains("step 3 (pip install"), "{line}");
     assert!(
         line.to_ascii_lowercase()
             .contains("no matching distribution"),

@@ -12,12 +12,16 @@ use serde::Deserialize;
 use crate::client::Client;
 use crate::commands::run::parse_env;
 
-/// `cove image build` arguments. Steps run in this order: commands, then python packages.
+/// `cove image build` arguments. Steps run in this order: the python check, commands, python
+/// packages.
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
     /// Image to build on, e.g. 127.0.0.1:5000/busybox:latest.
     #[arg(long)]
     pub base: String,
+    /// Check that the image has python3 of this version (e.g. 3.11) before the other steps.
+    #[arg(long)]
+    pub python_version: Option<String>,
     /// A shell command; each is one step (repeat for more).
     #[arg(long = "command")]
     pub commands: Vec<String>,
@@ -41,10 +45,15 @@ struct BuildLine {
 /// The request for `args`.
 pub fn build_request(args: &BuildArgs) -> Result<BuildRequest> {
     let mut steps: Vec<BuildStep> = args
-        .commands
+        .python_version
         .iter()
-        .map(|c| BuildStep::Commands(vec![c.clone()]))
+        .map(|v| BuildStep::PythonVersion(v.clone()))
         .collect();
+    steps.extend(
+        args.commands
+            .iter()
+            .map(|c| BuildStep::Commands(vec![c.clone()])),
+    );
     if !args.python_packages.is_empty() {
         steps.push(BuildStep::PythonPackages(args.python_packages.clone()));
     }
@@ -100,6 +109,7 @@ mod tests {
     fn commands_are_steps_in_order_then_packages() {
         let args = BuildArgs {
             base: "b".into(),
+            python_version: None,
             commands: vec!["echo a".into(), "echo b".into()],
             python_packages: vec!["x==1".into(), "y".into()],
             env: vec!["K=V".into()],
