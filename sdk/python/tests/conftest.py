@@ -386,3 +386,32 @@ HTTPD = ["httpd", "-f", "-p", "8000", "-h", "/www"]
 @pytest.fixture
 def httpd_entrypoint() -> List[str]:
     return list(HTTPD)
+
+
+# ------------------------------------------------------------------ python images
+
+PYTHON_IMAGE_SCRIPT = Path(__file__).parent / "images" / "build-python-image.sh"
+
+
+@pytest.fixture(scope="session")
+def python_image_layout() -> Path:
+    """The Debian python3 image layout (tags ``latest``, ``notebook``); skips the test when the
+    Debian mirror is unreachable (the script exits 75)."""
+    out = TARGET_TMP / "cove-python-image"
+    o = _locked_build("cove-python-image.lock", ["bash", str(PYTHON_IMAGE_SCRIPT), str(out)])
+    if o.returncode == 75:
+        pytest.skip(f"the Debian mirror is unreachable, no python test image: {o.stderr.strip()[-300:]}")
+    assert o.returncode == 0, f"build-python-image.sh failed:\n{o.stdout}\n{o.stderr}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def python_image(registry: Registry, python_image_layout: Path) -> str:
+    """Debian bookworm minbase with python3 (and ``python``), in the test registry."""
+    return registry.push_layout(python_image_layout, "latest", "python:bookworm")
+
+
+@pytest.fixture(scope="session")
+def notebook_image(registry: Registry, python_image_layout: Path) -> str:
+    """The python image plus a ``start-notebook.py`` stand-in serving :8888 (entrypoint)."""
+    return registry.push_layout(python_image_layout, "notebook", "base-notebook:latest")

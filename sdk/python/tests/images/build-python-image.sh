@@ -4,8 +4,12 @@
 #
 #   sdk/python/tests/images/build-python-image.sh <out-oci-layout-dir>
 #
-# Tag `latest`: PATH set, working dir /, no entrypoint. Made with
-# `debootstrap --variant=minbase --include=python3` (about a minute) and packed with umoci.
+# Tags:
+#   latest    python3 (also as `python`), PATH set, working dir /, no entrypoint.
+#   notebook  latest plus /usr/local/bin/start-notebook.py (entrypoint, port 8888): a stand-in for
+#             jupyter/base-notebook so the guide's notebook snippets run unchanged but for the
+#             image name. It serves a page showing $NOTEBOOK_ARGS with python's http.server.
+# Made with `debootstrap --variant=minbase --include=python3` (about a minute) and umoci.
 # Cached by a content key (this script, the architecture, the mirror): a rerun is instant.
 # Exit status 75 when the Debian mirror cannot be reached (callers skip), 1 on other failures.
 set -euo pipefail
@@ -49,6 +53,8 @@ rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/usr/share/doc
        "$root"/usr/share/man/* "$root"/usr/share/locale/* "$root"/var/log/* "$root"/debootstrap
 find "$root/dev" -mindepth 1 -delete 2>/dev/null || true
 rm -rf "${root:?}"/proc/* "${root:?}"/sys/* "${root:?}"/run/*
+# `python` too (Debian's python-is-python3): the guide's entrypoints say `python -m http.server`.
+ln -sfn python3 "$root/usr/bin/python"
 mkdir -p "$root/www"
 echo "Hello from a Cove python pod" >"$root/www/index.html"
 
@@ -56,10 +62,32 @@ umoci init --layout "$layout"
 umoci new --image "$layout:latest"
 umoci unpack --image "$layout:latest" "$work/bundle" >/dev/null
 cp -a "$root/." "$work/bundle/rootfs/"
-umoci repack --image "$layout:latest" "$work/bundle" >/dev/null
+umoci repack --refresh-bundle --image "$layout:latest" "$work/bundle" >/dev/null
 umoci config --image "$layout:latest" --tag latest \
   --config.workingdir / --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --config.env LANG=C.UTF-8 \
+  --architecture "$arch" --os linux --author cove --created 2024-01-01T00:00:00Z
+
+# The notebook stand-in: one more layer.
+mkdir -p "$work/bundle/rootfs/usr/local/bin" "$work/bundle/rootfs/srv/notebook"
+cat >"$work/bundle/rootfs/usr/local/bin/start-notebook.py" <<'PY'
+#!/usr/bin/env python3
+"""A stand-in for jupyter's start-notebook.py: serves a page naming $NOTEBOOK_ARGS on :8888."""
+import http.server
+import os
+
+args = os.environ.get("NOTEBOOK_ARGS", "")
+print(f"start-notebook.py: NOTEBOOK_ARGS={args}", flush=True)
+os.chdir("/srv/notebook")
+with open("index.html", "w") as f:
+    f.write(f"<title>Notebook</title>NOTEBOOK_ARGS={args}\n")
+http.server.ThreadingHTTPServer(("", 8888), http.server.SimpleHTTPRequestHandler).serve_forever()
+PY
+chmod 0755 "$work/bundle/rootfs/usr/local/bin/start-notebook.py"
+umoci repack --image "$layout:notebook" "$work/bundle" >/dev/null
+umoci config --image "$layout:notebook" --tag notebook \
+  --config.workingdir / --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  --config.env LANG=C.UTF-8 --config.entrypoint start-notebook.py --config.exposedports 8888/tcp \
   --architecture "$arch" --os linux --author cove --created 2024-01-01T00:00:00Z
 umoci gc --layout "$layout"
 
