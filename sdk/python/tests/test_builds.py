@@ -19,13 +19,16 @@ def builds(daemon) -> None:
 
 
 def test_build_commands_then_cached(daemon, busybox, builds, capsys):
-    image = Image(base_image=busybox).add_commands(["echo built-by-cove > /www/built.txt"]).with_envs("BUILT=1")
+    image = Image(base_image=busybox).add_commands(["echo built-by-cove | tee /www/built.txt"]).with_envs("BUILT=1")
     pod = Pod(image=image, ports=[8000], entrypoint=HTTPD)
     inst = pod.create()
     assert inst.ok, inst.error_msg
     daemon.note_veths()
     first = capsys.readouterr().out.splitlines()
     assert first[-2:] == ["=> Creating container", f"=> Container created successfully ===> {inst.container_id}"]
+    assert first[0] == "=> Building image", first
+    # The step's output, printed as is, after the build started.
+    assert "built-by-cove" in first[1:-2], first
 
     def body():
         try:
@@ -50,5 +53,6 @@ def test_failing_build_step_is_ok_false(daemon, busybox, builds):
     logs = []
     inst = Pod(image=image, ports=[8000]).create(on_progress=lambda m: None, on_log=logs.append)
     assert inst.ok is False
-    assert "7" in inst.error_msg, inst.error_msg
+    assert "exit code 7" in inst.error_msg, inst.error_msg
+    assert logs == ["about-to-fail"], logs  # the step's output, streamed to on_log
     assert len(daemon.containers(all=True)) == before
