@@ -42,7 +42,9 @@ impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> Self {
         let status = match &e {
             LifecycleError::Invalid(_) | LifecycleError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            LifecycleError::ContainerNotFound(_) => StatusCode::NOT_FOUND,
+            LifecycleError::ContainerNotFound(_) | LifecycleError::DeploymentNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             LifecycleError::Conflict(_) => StatusCode::CONFLICT,
             LifecycleError::Image(ie) => image_status(ie),
             LifecycleError::Network(_)

@@ -12,6 +12,8 @@ use crate::routes;
         routes::info, routes::health, routes::openapi_json, routes::create_pod,
         routes::list_containers, routes::get_container, routes::stop_container,
         routes::container_logs, routes::exec_container,
+        routes::deploy, routes::list_deployments, routes::get_deployment,
+        routes::stop_deployment, routes::start_deployment, routes::delete_deployment,
         routes::list_images, routes::pull_image, routes::remove_image, routes::import_image,
         routes::build_image,
     ),

@@ -16,6 +16,8 @@ mod table;
 
 pub use client::{Client, ClientError};
 pub use commands::container::{ContainerCmd, ListFormat};
+pub use commands::deploy::DeployArgs;
+pub use commands::deployment::DeploymentCmd;
 pub use commands::image::ImageCmd;
 pub use commands::info::InfoArgs;
 pub use commands::run::{RunArgs, RunFormat};
@@ -28,6 +30,11 @@ pub enum Command {
     /// List, inspect, stop containers; read their logs; run commands in them.
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Deploy a pod under its name at a stable URL (a TOML/YAML manifest or FILE.py:POD).
+    Deploy(DeployArgs),
+    /// List, stop, start and delete deployments.
+    #[command(subcommand)]
+    Deployment(DeploymentCmd),
     /// Pull, list, remove and import images.
     #[command(subcommand)]
     Image(ImageCmd),
@@ -49,6 +56,8 @@ pub async fn run_with(client: &Client, cmd: Command) -> anyhow::Result<i32> {
     match cmd {
         Command::Run(args) => commands::run::execute(client, args).await,
         Command::Container(c) => commands::container::execute(client, c).await,
+        Command::Deploy(args) => commands::deploy::execute(client, args).await,
+        Command::Deployment(c) => commands::deployment::execute(client, c).await,
         Command::Image(c) => commands::image::execute(client, c).await,
         Command::Info(args) => commands::info::execute(client, args).await,
     }

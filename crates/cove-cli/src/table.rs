@@ -9,7 +9,7 @@ use crate::humanize;
 const MINIMAL: TableStyle =
     TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
 
-fn new_table(header: &[&str]) -> Table {
+pub(crate) fn new_table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_style(MINIMAL)
@@ -20,7 +20,7 @@ fn new_table(header: &[&str]) -> Table {
 }
 
 /// The table and its `N items` footer, as printed.
-fn render(table: &Table, count: usize) -> String {
+pub(crate) fn render(table: &Table, count: usize) -> String {
     let mut out = String::from("\n");
     if count > 0 {
         for line in table.lines() {

@@ -7,6 +7,8 @@
 //! Map of the crate:
 //! - [`host`]: strict parsing of `Host` headers and `/pod/` paths into (stub id, port).
 //! - [`routes`]: the route table the lifecycle fills and the proxy reads.
+//! - [`wake`]: the seam through which a route without a target (a deployment scaled to
+//!   zero) is woken while its request waits.
 //! - [`activity`]: per-target in-flight counters used for keep-warm decisions, with drop
 //!   guards that keep them exact across errors, streamed bodies and upgrades.
 //! - `proxy`: one request → one upstream request; hop-by-hop headers, `X-Forwarded-*`.
@@ -27,6 +29,7 @@ mod server;
 mod tls;
 mod upgrade;
 mod upstream;
+pub mod wake;
 
 pub use activity::Activity;
 pub use error::GatewayError;
@@ -34,3 +37,4 @@ pub use host::parse_host;
 pub use routes::{Routes, Target};
 pub use server::{Gateway, GatewayConfig};
 pub use tls::ca_cert_path;
+pub use wake::{Wake, WakeError};

@@ -20,6 +20,7 @@ use crate::host::{classify_host, parse_pod_path, HostMatch};
 use crate::routes::{Routes, Target};
 use crate::upgrade::spawn_tunnel;
 use crate::upstream::UpstreamClient;
+use crate::wake::WakeError;
 
 /// Body type of every response the gateway sends.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -98,12 +99,23 @@ async fn forward(
     span.record("stub", resolved.id.as_str());
     span.record("port", resolved.port);
 
+    let not_found = || {
+        let msg = format!("no pod {} on port {}", resolved.id, resolved.port);
+        text(StatusCode::NOT_FOUND, &msg)
+    };
     let target = match state.routes.get(&resolved.id) {
         Some(t) if t.ports.contains(&resolved.port) => t,
-        _ => {
-            let msg = format!("no pod {} on port {}", resolved.id, resolved.port);
-            return text(StatusCode::NOT_FOUND, &msg);
-        }
+        Some(_) => return not_found(),
+        // No route: maybe a deployment scaled to zero; the request waits for its wake.
+        None => match state.routes.wake(&resolved.id, resolved.port).await {
+            Ok(t) if t.ports.contains(&resolved.port) => t,
+            Ok(_) | Err(WakeError::NotFound) => return not_found(),
+            Err(WakeError::Unavailable(msg)) => return text(StatusCode::SERVICE_UNAVAILABLE, &msg),
+            Err(WakeError::Failed(msg)) => {
+                tracing::warn!(error = %msg, "wake failed");
+                return text(StatusCode::BAD_GATEWAY, &msg);
+            }
+        },
     };
     // Counted from here until the response body ends or the tunnel closes.
     let guard = target.activity.start();

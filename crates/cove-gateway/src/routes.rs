@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock};
 
 use crate::activity::Activity;
+use crate::wake::{Wake, WakeError};
 
 /// Where one stub's pod can be reached, and its keep-warm counters.
 #[derive(Clone, Debug)]
@@ -20,9 +21,17 @@ pub struct Target {
 
 /// Shared, cheaply clonable route table. The lock is a std `RwLock`, only ever held for a
 /// map operation and never across an `.await`.
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Default)]
 pub struct Routes {
     inner: Arc<RwLock<HashMap<String, Target>>>,
+    /// Asked for a target when a key has no route (see [`crate::wake`]).
+    waker: Arc<RwLock<Option<Arc<dyn Wake>>>>,
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routes").field("len", &self.len()).finish()
+    }
 }
 
 impl Routes {
@@ -42,6 +51,34 @@ impl Routes {
     pub fn remove(&self, stub_id: &str) {
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
         map.remove(&stub_id.to_ascii_lowercase());
+    }
+
+    /// Removes the route for `key` only if it still leads to the target counted by
+    /// `activity` (a newer container may have taken the key over).
+    pub fn remove_if_current(&self, key: &str, activity: &Arc<Activity>) {
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let key = key.to_ascii_lowercase();
+        if map
+            .get(&key)
+            .is_some_and(|t| Arc::ptr_eq(&t.activity, activity))
+        {
+            map.remove(&key);
+        }
+    }
+
+    /// Installs the waker asked about keys without a route.
+    pub fn set_waker(&self, waker: Arc<dyn Wake>) {
+        *self.waker.write().unwrap_or_else(|e| e.into_inner()) = Some(waker);
+    }
+
+    /// Asks the waker for a target for `key` (lowercased) and `port`; without a waker,
+    /// nothing is found.
+    pub async fn wake(&self, key: &str, port: u16) -> Result<Target, WakeError> {
+        let waker = self.waker.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match waker {
+            Some(w) => w.wake(&key.to_ascii_lowercase(), port).await,
+            None => Err(WakeError::NotFound),
+        }
     }
 
     /// The route for `stub_id`, if any.

@@ -81,7 +81,7 @@ impl Lifecycle {
 
     /// Mounts, attaches and starts container `id`, then routes to it.
     #[instrument(skip_all, fields(container = %id))]
-    async fn start_container(
+    pub(crate) async fn start_container(
         &self,
         id: &str,
         spec: &ValidPodSpec,
@@ -178,24 +178,29 @@ impl Lifecycle {
     ) {
         let activity = Arc::new(Activity::new());
         let (done_tx, done_rx) = watch::channel(false);
+        let target = Target {
+            address,
+            ports: spec.ports.clone(),
+            activity: activity.clone(),
+        };
+        // A deployment's container is served under the deployment's key.
+        let place = self.placement(pod_id);
         self.live().insert(
             id.to_string(),
             Live {
                 pod_id: pod_id.to_string(),
                 keep_warm_seconds: spec.keep_warm_seconds,
                 idle_since_ms,
-                activity: activity.clone(),
-                done: done_rx,
-            },
-        );
-        self.inner.routes.insert(
-            pod_id,
-            Target {
-                address,
-                ports: spec.ports.clone(),
                 activity,
+                done: done_rx,
+                route_key: place.route_key.clone(),
+                deployment_id: place.deployment_id.clone(),
+                target: target.clone(),
             },
         );
+        if place.route_now {
+            self.inner.routes.insert(&place.route_key, target);
+        }
         self.watch_exit(id.to_string(), shim_pid, done_tx);
     }
 
@@ -226,7 +231,10 @@ fn user_or_runtime_error(e: cove_runtime::RuntimeError) -> LifecycleError {
 
 /// The command a container runs: the pod's entrypoint, else the image's
 /// entrypoint + cmd.
-fn resolve_args(spec: &ValidPodSpec, image: &Image) -> Result<Vec<String>, LifecycleError> {
+pub(crate) fn resolve_args(
+    spec: &ValidPodSpec,
+    image: &Image,
+) -> Result<Vec<String>, LifecycleError> {
     let args = match &spec.entrypoint {
         Some(ep) => ep.clone(),
         None => {

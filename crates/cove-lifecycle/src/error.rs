@@ -10,6 +10,8 @@ pub enum LifecycleError {
     BadRequest(String),
     #[error("no container {0}")]
     ContainerNotFound(String),
+    #[error("no deployment {0}")]
+    DeploymentNotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]

@@ -23,6 +23,12 @@ impl Lifecycle {
         let Some(live) = live else {
             return self.container(&row.id);
         };
+        if live.deployment_id.is_some() {
+            // A deployment's next request must wake a fresh container, not reach this one.
+            self.inner
+                .routes
+                .remove_if_current(&live.route_key, &live.activity);
+        }
         if row.status != ContainerStatus::Stopping.as_str() {
             self.inner
                 .store
@@ -90,7 +96,10 @@ impl Lifecycle {
         };
         let live = self.live().remove(id);
         if let Some(live) = &live {
-            self.inner.routes.remove(&live.pod_id);
+            // Only if it still routes here: a deployment's key may lead to a newer container.
+            self.inner
+                .routes
+                .remove_if_current(&live.route_key, &live.activity);
             if let Some(last) = live.activity.last_end_ms() {
                 let _ = self.inner.store.set_last_active(id, last);
             }

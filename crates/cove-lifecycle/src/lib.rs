@@ -10,12 +10,17 @@
 //! - [`finish`]: stop, exit watching, and the one cleanup path every ending takes.
 //! - [`reconcile`]: re-adopt or clean up after a restart.
 //! - [`keepwarm`]: the idle timer.
+//! - [`deploy`], `deploy_ops`, `deploy_wake`: deployments (named pods behind a stable URL,
+//!   versioned, scaled to zero and woken by the gateway).
 //! - [`build`], `build_step`: image builds (steps run in containers, committed as layers, cached).
 //! - [`logs`], [`images`], [`view`]: reading logs, image operations, API views.
 
 mod build;
 mod build_step;
 mod create;
+mod deploy;
+mod deploy_ops;
+mod deploy_wake;
 mod error;
 mod finish;
 mod images;
@@ -29,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cove_gateway::{Activity, Routes};
+use cove_gateway::{Activity, Routes, Target};
 use cove_image::ImageStore;
 use cove_network::Network;
 use cove_runtime::Runtime;
@@ -74,6 +79,7 @@ struct Inner {
     routes: Routes,
     /// Containers whose processes may exist, by container id.
     live: Mutex<HashMap<String, Live>>,
+    deploys: deploy::Deploys,
 }
 
 /// What the lifecycle keeps in memory about a live container.
@@ -87,6 +93,11 @@ struct Live {
     activity: Arc<Activity>,
     /// Flips to true once the container has ended and been cleaned up.
     done: watch::Receiver<bool>,
+    /// Its key in the gateway's route table: the pod id, or a deployment's url key.
+    route_key: String,
+    deployment_id: Option<String>,
+    /// What the gateway routes to it.
+    target: Target,
 }
 
 impl Lifecycle {
@@ -98,17 +109,18 @@ impl Lifecycle {
         runtime: Arc<dyn Runtime>,
         routes: Routes,
     ) -> Lifecycle {
-        Lifecycle {
-            inner: Arc::new(Inner {
-                cfg,
-                store,
-                images,
-                network,
-                runtime,
-                routes,
-                live: Mutex::new(HashMap::new()),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            cfg,
+            store,
+            images,
+            network,
+            runtime,
+            routes: routes.clone(),
+            live: Mutex::new(HashMap::new()),
+            deploys: deploy::Deploys::default(),
+        });
+        routes.set_waker(deploy_wake::waker(&inner));
+        Lifecycle { inner }
     }
 
     pub fn config(&self) -> &LifecycleConfig {

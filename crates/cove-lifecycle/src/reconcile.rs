@@ -13,6 +13,7 @@ impl Lifecycle {
     /// Brings memory, the runtime, the network and the mounts in line with the store.
     #[instrument(skip(self))]
     pub async fn reconcile(&self) -> Result<(), LifecycleError> {
+        self.load_deployments()?;
         let rows = self.inner.store.live_containers()?;
         let mut known: HashSet<String> = HashSet::new();
         for row in rows {
@@ -51,13 +52,14 @@ impl Lifecycle {
                         .last_active_at
                         .unwrap_or(0)
                         .max(row.started_at.unwrap_or(0));
+                    let stale = self.stale_on_restart(&pod)?;
                     self.adopt(&row.id, &row.pod_id, addr, &spec, idle_since, pid);
                     info!(container = %row.id, "re-adopted running container");
-                    if status == Some(ContainerStatus::Stopping) {
+                    if status == Some(ContainerStatus::Stopping) || stale.is_some() {
                         let this = self.clone();
                         let id = row.id.clone();
                         tokio::spawn(async move {
-                            let reason = "stopped by user";
+                            let reason = stale.unwrap_or("stopped by user");
                             if let Err(e) = this.stop(&id, reason).await {
                                 warn!(container = %id, error = %e, "finishing an interrupted stop failed");
                             }

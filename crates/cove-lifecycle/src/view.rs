@@ -60,7 +60,7 @@ impl Lifecycle {
         let status = ContainerStatus::parse(&row.status)
             .ok_or_else(|| LifecycleError::Internal(format!("unknown status {}", row.status)))?;
         Ok(Container {
-            urls: self.urls(&pod.id, &spec.ports),
+            urls: self.urls(&self.url_key_of(pod)?, &spec.ports),
             id: row.id,
             status,
             stub_id: pod.id.clone(),

@@ -68,16 +68,7 @@ impl Store {
     pub fn insert_pod(&self, pod: &PodRow, ctr: &ContainerRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            &format!("INSERT INTO pods ({POD_COLS}) VALUES (?1,?2,?3,?4,?5)"),
-            params![
-                pod.id,
-                pod.name,
-                pod.deployment_id,
-                pod.spec_json,
-                pod.created_at
-            ],
-        )?;
+        insert_pod(&tx, pod)?;
         insert_container(&tx, ctr)?;
         tx.commit()?;
         Ok(())
@@ -199,7 +190,24 @@ impl Store {
     }
 }
 
-fn insert_container(conn: &rusqlite::Connection, c: &ContainerRow) -> Result<(), StoreError> {
+pub(crate) fn insert_pod(conn: &rusqlite::Connection, pod: &PodRow) -> Result<(), StoreError> {
+    conn.execute(
+        &format!("INSERT INTO pods ({POD_COLS}) VALUES (?1,?2,?3,?4,?5)"),
+        params![
+            pod.id,
+            pod.name,
+            pod.deployment_id,
+            pod.spec_json,
+            pod.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn insert_container(
+    conn: &rusqlite::Connection,
+    c: &ContainerRow,
+) -> Result<(), StoreError> {
     conn.execute(
         &format!(
             "INSERT INTO containers ({CTR_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"

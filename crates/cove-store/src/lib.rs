@@ -5,6 +5,7 @@
 
 mod builds;
 mod containers;
+mod deployments;
 mod error;
 mod events;
 mod images;
@@ -17,6 +18,7 @@ use rusqlite::Connection;
 
 pub use builds::BuildRow;
 pub use containers::{ContainerRow, PodRow};
+pub use deployments::DeploymentRow;
 pub use error::StoreError;
 pub use events::EventRow;
 pub use images::ImageRow;

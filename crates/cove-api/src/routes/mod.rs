@@ -2,6 +2,7 @@
 
 mod builds;
 mod containers;
+mod deployments;
 mod images;
 mod info;
 mod pods;
@@ -13,6 +14,7 @@ use crate::AppState;
 
 pub use builds::*;
 pub use containers::*;
+pub use deployments::*;
 pub use images::*;
 pub use info::*;
 pub use pods::*;
@@ -22,6 +24,22 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/info", get(info::info))
         .route("/v1/pods", post(pods::create_pod))
+        .route(
+            "/v1/deployments",
+            get(deployments::list_deployments).post(deployments::deploy),
+        )
+        .route(
+            "/v1/deployments/{name}",
+            get(deployments::get_deployment).delete(deployments::delete_deployment),
+        )
+        .route(
+            "/v1/deployments/{name}/stop",
+            post(deployments::stop_deployment),
+        )
+        .route(
+            "/v1/deployments/{name}/start",
+            post(deployments::start_deployment),
+        )
         .route("/v1/containers", get(containers::list_containers))
         .route("/v1/containers/{id}", get(containers::get_container))
         .route("/v1/containers/{id}/stop", post(containers::stop_container))

@@ -1,6 +1,8 @@
 //! One module per command group; each has an `execute(client, args) -> exit code`.
 
 pub mod container;
+pub mod deploy;
+pub mod deployment;
 pub mod image;
 pub mod info;
 pub mod run;

@@ -1,0 +1,89 @@
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use cove_types::{CreatePodRequest, Deployment, ErrorBody};
+use tracing::{info, instrument};
+
+use crate::{ApiError, AppState};
+
+/// Deploy a pod under its `name`: the first deploy creates the deployment and
+/// its stable URL, later ones add a version that replaces the running one
+/// without dropping requests in flight. The body is a pod spec whose `name`
+/// is required.
+#[utoipa::path(post, path = "/v1/deployments", request_body = CreatePodRequest, responses(
+    (status = 201, body = Deployment, description = "the deployment, at its new version, serving"),
+    (status = 400, body = ErrorBody, description = "no name, invalid spec, image reference or registry"),
+    (status = 404, body = ErrorBody, description = "unknown image"),
+))]
+#[instrument(skip_all)]
+pub async fn deploy(
+    State(state): State<AppState>,
+    body: Result<Json<CreatePodRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Deployment>), ApiError> {
+    let Json(req) = body?;
+    let lifecycle = state.lifecycle.clone();
+    let deployment = crate::detached(async move {
+        let progress = |msg: String| info!(%msg, "deploy progress");
+        lifecycle.deploy(&req, &progress).await
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(deployment)))
+}
+
+/// Every deployment, by name.
+#[utoipa::path(get, path = "/v1/deployments", responses((status = 200, body = Vec<Deployment>)))]
+pub async fn list_deployments(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Deployment>>, ApiError> {
+    Ok(Json(state.lifecycle.list_deployments()?))
+}
+
+#[utoipa::path(get, path = "/v1/deployments/{name}", responses(
+    (status = 200, body = Deployment), (status = 404, body = ErrorBody)))]
+pub async fn get_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Deployment>, ApiError> {
+    Ok(Json(state.lifecycle.deployment(&name)?))
+}
+
+/// Stop a deployment's container and keep it stopped: its URL answers 503
+/// until it is started again.
+#[utoipa::path(post, path = "/v1/deployments/{name}/stop", responses(
+    (status = 200, body = Deployment), (status = 404, body = ErrorBody)))]
+#[instrument(skip(state))]
+pub async fn stop_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Deployment>, ApiError> {
+    let lifecycle = state.lifecycle.clone();
+    let d = crate::detached(async move { lifecycle.stop_deployment(&name).await });
+    Ok(Json(d.await?))
+}
+
+/// Start a stopped deployment's current version.
+#[utoipa::path(post, path = "/v1/deployments/{name}/start", responses(
+    (status = 200, body = Deployment), (status = 404, body = ErrorBody)))]
+#[instrument(skip(state))]
+pub async fn start_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Deployment>, ApiError> {
+    let lifecycle = state.lifecycle.clone();
+    let d = crate::detached(async move { lifecycle.start_deployment(&name).await });
+    Ok(Json(d.await?))
+}
+
+/// Stop and remove a deployment; its URL then answers 404.
+#[utoipa::path(delete, path = "/v1/deployments/{name}", responses(
+    (status = 204), (status = 404, body = ErrorBody)))]
+#[instrument(skip(state))]
+pub async fn delete_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let lifecycle = state.lifecycle.clone();
+    crate::detached(async move { lifecycle.delete_deployment(&name).await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

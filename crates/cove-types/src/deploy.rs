@@ -1,0 +1,60 @@
+//! Deployments: a named pod kept behind a stable URL, scaled to zero when idle and woken by
+//! the next request. `POST /v1/deployments` takes a [`CreatePodRequest`](crate::CreatePodRequest)
+//! whose `name` is required.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Container, PortUrl};
+
+/// Longest deployment name: `<name>-<8 hex>-<port>` must fit in one DNS label, and the
+/// gateway accepts keys of at most 56 bytes.
+pub const MAX_DEPLOYMENT_NAME_LEN: usize = 47;
+
+/// Whether a deployment answers requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStatus {
+    /// Serving; a request wakes it when it has no container.
+    Active,
+    /// Stopped by a user: requests get 503 until it is started again.
+    Stopped,
+}
+
+impl DeploymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Stopped => "STOPPED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(Self::Active),
+            "STOPPED" => Some(Self::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// A deployment as the API and `cove deployment list` show it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Deployment {
+    pub id: String,
+    pub name: String,
+    /// `<name>-<8 hex>`: the stable part of its URLs, fixed at creation.
+    pub url_key: String,
+    /// 1 for the first deploy, one more for each later one.
+    pub version: i64,
+    pub status: DeploymentStatus,
+    /// The pod (stub) of the current version.
+    pub stub_id: String,
+    /// The current version's live container, if it is awake.
+    pub container: Option<Container>,
+    /// `<scheme>://<url_key>-<port>.<domain>` for each port.
+    pub urls: Vec<PortUrl>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
