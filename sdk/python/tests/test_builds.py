@@ -56,3 +56,36 @@ def test_failing_build_step_is_ok_false(daemon, busybox, builds):
     assert "exit code 7" in inst.error_msg, inst.error_msg
     assert logs == ["about-to-fail"], logs  # the step's output, streamed to on_log
     assert len(daemon.containers(all=True)) == before
+
+
+def test_deploy_spec_builds_the_image(daemon, busybox, builds, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def spec(commands):
+        (tmp_path / "app.py").write_text(
+            "from beam import Image, Pod\n"
+            f"pod = Pod(name='built', image=Image(base_image={busybox!r}).add_commands({commands!r}),\n"
+            "          ports=[8000])\n"
+        )
+        return subprocess.run([sys.executable, "-m", "cove.deploy_spec", "app.py:pod"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=180)
+
+    o = spec(["echo spec-build > /www/spec.txt"])
+    assert o.returncode == 0, o.stderr
+    body = json.loads(o.stdout)
+    assert body["name"] == "built" and body["image"] and body["image"] != busybox, body
+    assert "=> " in o.stderr  # the build's progress, on stderr
+    # The request names an image the daemon has: a pod from it serves the built file.
+    inst = Pod(image=body["image"], ports=[8000], entrypoint=HTTPD).create(quiet=True)
+    assert inst.ok, inst.error_msg
+    assert "spec-build" in wait_until(
+        "the built file", 30,
+        lambda: (lambda r: r[1] if r[0] == 200 else None)(http_get(inst.url + "/spec.txt", daemon.gateway)),
+    )
+    assert inst.terminate()
+
+    o = spec(["exit 3"])
+    assert o.returncode == 1 and o.stdout == ""
+    assert "exit code 3" in o.stderr.strip().splitlines()[-1], o.stderr

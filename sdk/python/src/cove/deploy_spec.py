@@ -2,7 +2,8 @@
 
 Imports ``app.py`` (relative to the current directory), takes the :class:`~cove.Pod` named
 ``pod`` and prints its ``POST /v1/pods`` body (``CreatePodRequest``, with ``name``) as JSON on
-stdout. Any problem (missing file, syntax error, no such object, not a Pod, no name) is one
+stdout. An image with build steps is built on the daemon first (``COVE_API_URL``, ``COVE_TOKEN``)
+and the request names the built image; the build's progress goes to stderr. Any problem (missing file, syntax error, no such object, not a Pod, no name) is one
 line on stderr (the message alone, no ``Error:`` prefix) and exit status 1. The Rust ``cove deploy app.py:pod`` runs this.
 """
 
@@ -66,16 +67,23 @@ def _user_frame(e: BaseException, full: str) -> str:
 
 
 def deploy_request(pod: Pod) -> Dict[str, Any]:
-    """The request body of a deployment of ``pod`` (it must have a name)."""
+    """The request body of a deployment of ``pod`` (it must have a name).
+
+    An image with build steps is built first, on the daemon the environment names.
+    """
     if not pod.name:
         raise DeploySpecError("a deployment needs a name: Pod(name=...)")
     if pod.image.needs_build():
-        # The image would have to be built before the deployment; the Rust CLI cannot yet.
-        raise DeploySpecError(
-            "images with build steps cannot be deployed from a spec yet: "
-            "use Image(base_image=...) without build steps"
-        )
+        # A CreatePodRequest names an image, not build steps: build it now on the daemon
+        # (COVE_API_URL/COVE_TOKEN, as `cove deploy` has them; cached when unchanged) and
+        # name the result. Its progress goes to stderr.
+        reference = pod.image.resolve(pod.client, _to_stderr, _to_stderr)
+        return pod.request_body(reference)
     return pod.request_body()
+
+
+def _to_stderr(msg: str) -> None:
+    print(f"=> {msg}", file=sys.stderr, flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
