@@ -1,0 +1,67 @@
+"""The request bodies the SDK sends (no daemon): what Image and Pod turn into."""
+
+from __future__ import annotations
+
+import pytest
+
+from cove import CoveError, Image, Pod
+
+
+def test_pod_defaults_match_the_guide():
+    body = Pod(image="reg/img:1").request_body()
+    assert body == {"image": "reg/img:1", "ports": [], "cpu": 1, "memory": 128, "env": {}, "keep_warm_seconds": 600}
+
+
+def test_pod_quantities_and_fields_pass_through():
+    body = Pod(image=Image(base_image="r/i:2"), ports=[8888, 9000], cpu="1000m", memory="1Gi",
+               env={"A": 1}, entrypoint=["start-notebook.py", "--x"], name="nb", keep_warm_seconds=-1).request_body()
+    assert body == {
+        "image": "r/i:2", "ports": [8888, 9000], "cpu": "1000m", "memory": "1Gi", "env": {"A": "1"},
+        "keep_warm_seconds": -1, "entrypoint": ["start-notebook.py", "--x"], "name": "nb",
+    }
+    assert Pod(image="x", cpu=0.5, memory="512Mi").request_body()["cpu"] == 0.5
+
+
+def test_image_builder_methods_chain_and_keep_order(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("# comment\nrequests==2.31.0\n\nnumpy  # inline\n")
+    img = (
+        Image(base_image="base:1", python_version="python3.11")
+        .add_commands(["apt-get update"])
+        .add_python_packages(str(req))
+        .with_envs(["A=1", "B=x=y"])
+        .with_envs({"C": "3"})
+        .with_envs("D=4")
+    )
+    assert img.build_request() == {
+        "base_image": "base:1",
+        "steps": [
+            {"python_version": "3.11"},
+            {"commands": ["apt-get update"]},
+            {"python_packages": ["requests==2.31.0", "numpy"]},
+        ],
+        "env": {"A": "1", "B": "x=y", "C": "3", "D": "4"},
+    }
+    assert img.needs_build()
+    assert not Image(base_image="b").with_envs({"X": "1"}).needs_build()
+
+
+def test_constructor_steps_and_from_registry():
+    img = Image(python_packages=["flask"], commands=["echo hi"], env_vars={"K": "V"})
+    assert img.steps == [{"python_packages": ["flask"]}, {"commands": ["echo hi"]}]
+    assert img.env_vars == {"K": "V"}
+    assert Image.from_registry("ghcr.io/a/b:1").base_image == "ghcr.io/a/b:1"
+    inst = Image()
+    assert inst.from_registry("x/y:2", credentials={"username": "u", "password": "p"}) is inst
+    assert inst.base_image_creds == {"username": "u", "password": "p"}
+    assert Pod(image=inst).request_body()["registry_auth"] == {"username": "u", "password": "p"}
+    assert Image(base_image="b", python_version="python3").build_request()["steps"] == [{"python_version": ""}]
+
+
+def test_bad_builder_input_is_a_clear_error(tmp_path):
+    with pytest.raises(CoveError, match="is not KEY=VALUE"):
+        Image().with_envs(["NOEQUALS"])
+    with pytest.raises(CoveError, match="cannot read python packages from"):
+        Image().add_python_packages(str(tmp_path / "missing.txt"))
+    with pytest.raises(CoveError, match="a pod needs an image"):
+        Pod().request_body()
