@@ -305,7 +305,7 @@ impl Lifecycle {
 }
 
 /// The request's spec, with the rules a deployment adds: a name, short enough for its URL.
-pub(crate) fn validate_deploy(req: &CreatePodRequest) -> Result<ValidPodSpec, LifecycleError> {
+pub fn validate_deploy(req: &CreatePodRequest) -> Result<ValidPodSpec, LifecycleError> {
     let name = req.name.as_deref().map(str::trim).unwrap_or_default();
     if name.is_empty() {
         return Err(LifecycleError::BadRequest(

@@ -42,6 +42,7 @@ use cove_store::Store;
 use tokio::sync::watch;
 
 pub use build::BuildSink;
+pub use deploy::validate_deploy;
 pub use error::LifecycleError;
 pub use keepwarm::idle_deadline_passed;
 

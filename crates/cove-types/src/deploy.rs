@@ -58,3 +58,18 @@ pub struct Deployment {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// One line of a streamed `POST /v1/deployments` (with `Accept: application/x-ndjson`):
+/// `{"progress": "..."}` lines, then `{"deployment": {...}}` or `{"error": "...", "status": N}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct DeployEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<Deployment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The HTTP status the error would have had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}

@@ -10,7 +10,7 @@ pub mod quantity;
 pub mod spec;
 
 pub use api::*;
-pub use deploy::{Deployment, DeploymentStatus, MAX_DEPLOYMENT_NAME_LEN};
+pub use deploy::{DeployEvent, Deployment, DeploymentStatus, MAX_DEPLOYMENT_NAME_LEN};
 pub use quantity::{parse_cpu_millis, parse_memory_mib, Quantity, QuantityError};
 pub use spec::{validate_pod_spec, SpecError, ValidPodSpec};
 

@@ -5,6 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -291,4 +292,52 @@ fn bad_deploys_say_why_and_leave_nothing() {
     assert!(d.list(true).is_empty(), "{:?}", d.list(true));
     let r = http_get(&d.gw(), "noexec-00000000-8000.localhost", "/").unwrap();
     assert_eq!(r.status, 404);
+}
+
+#[test]
+fn python_app_deploys_like_the_guide() {
+    let d = Daemon::start();
+    let dir = d.root.join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("app.py"),
+        format!(
+            "from beam import Pod\n\npod = Pod(\n    name=\"my-deployed-pod\",\n    image=\"{}\",\n    \
+             cpu=2,\n    memory=\"1Gi\",\n    ports=[8000],\n    entrypoint=[\"httpd\", \"-f\", \"-p\", \
+             \"8000\", \"-h\", \"/www\"],\n)\nnameless = Pod(image=\"busybox\", ports=[8000])\n",
+            registry().image("latest")
+        ),
+    )
+    .unwrap();
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/python/src");
+    let run = |target: &str, pythonpath: &std::path::Path| {
+        let o = d
+            .cli_command(&["deploy", target])
+            .current_dir(&dir)
+            .env("PYTHONPATH", pythonpath)
+            .output()
+            .unwrap();
+        o
+    };
+    let out = ok(&run("app.py:pod", &sdk));
+    assert!(
+        out.contains("=> Deploying my-deployed-pod (version 1)"),
+        "{out}"
+    );
+    let url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("✨ Deployment hosted at: "))
+        .unwrap_or_else(|| panic!("no URL in {out}"));
+    let dep = deployments(&d).pop().unwrap();
+    assert_eq!(url, dep.urls[0].url);
+    assert_eq!(dep.container.as_ref().unwrap().cpu_millis, 2000);
+    assert!(wait_answering(&d, &dep).contains("Hello"));
+    failed_with(&run("app.py:nameless", &sdk), &["needs a name"]);
+    failed_with(&run("app.py:missing", &sdk), &["missing"]);
+    // Without the SDK: say how to get it.
+    let bare = Command::new("python3").args(["-c", "import cove"]).output();
+    if bare.is_ok_and(|o| !o.status.success()) {
+        failed_with(&run("app.py:pod", &d.root), &["pip install ./sdk/python"]);
+    }
+    assert_eq!(deployments(&d).len(), 1);
 }

@@ -1,34 +1,102 @@
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cove_types::{CreatePodRequest, Deployment, ErrorBody};
-use tracing::{info, instrument};
+use cove_lifecycle::validate_deploy;
+use cove_types::{CreatePodRequest, DeployEvent, Deployment, ErrorBody};
+use futures::StreamExt;
+use tracing::{info, instrument, Instrument};
 
 use crate::{ApiError, AppState};
+
+const NDJSON: &str = "application/x-ndjson";
 
 /// Deploy a pod under its `name`: the first deploy creates the deployment and
 /// its stable URL, later ones add a version that replaces the running one
 /// without dropping requests in flight. The body is a pod spec whose `name`
 /// is required.
+///
+/// With `Accept: application/x-ndjson` the answer is a stream of
+/// [`DeployEvent`] lines: `{"progress": "..."}` as the work happens, then
+/// `{"deployment": {...}}` or `{"error": "...", "status": <http status>}`.
+/// An invalid spec is still refused with a 4xx before any stream starts.
 #[utoipa::path(post, path = "/v1/deployments", request_body = CreatePodRequest, responses(
     (status = 201, body = Deployment, description = "the deployment, at its new version, serving"),
+    (status = 200, body = DeployEvent, description = "with Accept: application/x-ndjson: progress lines, then the deployment or an error", content_type = "application/x-ndjson"),
     (status = 400, body = ErrorBody, description = "no name, invalid spec, image reference or registry"),
     (status = 404, body = ErrorBody, description = "unknown image"),
 ))]
 #[instrument(skip_all)]
 pub async fn deploy(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Json<CreatePodRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Deployment>), ApiError> {
+) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let lifecycle = state.lifecycle.clone();
-    let deployment = crate::detached(async move {
-        let progress = |msg: String| info!(%msg, "deploy progress");
-        lifecycle.deploy(&req, &progress).await
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(deployment)))
+    let streamed = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(NDJSON));
+    if !streamed {
+        // Its own task: a client hanging up cannot interrupt a deploy halfway.
+        let deployment = crate::detached(async move {
+            let progress = |msg: String| info!(%msg, "deploy progress");
+            lifecycle.deploy(&req, &progress).await
+        })
+        .await?;
+        return Ok((StatusCode::CREATED, Json(deployment)).into_response());
+    }
+    validate_deploy(&req)?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(
+        async move {
+            let progress = {
+                let tx = tx.clone();
+                move |msg: String| {
+                    let _ = tx.send(line(&DeployEvent {
+                        progress: Some(msg),
+                        ..Default::default()
+                    }));
+                }
+            };
+            let last = match lifecycle.deploy(&req, &progress).await {
+                Ok(d) => DeployEvent {
+                    deployment: Some(d),
+                    ..Default::default()
+                },
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    DeployEvent {
+                        error: Some(e.message),
+                        status: Some(e.status.as_u16()),
+                        ..Default::default()
+                    }
+                }
+            };
+            let _ = tx.send(line(&last));
+        }
+        .in_current_span(),
+    );
+    let lines = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+        .map(|l| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(l)));
+    Ok((
+        [
+            (header::CONTENT_TYPE, NDJSON),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
+
+fn line(event: &DeployEvent) -> String {
+    let mut s = serde_json::to_string(event)
+        .unwrap_or_else(|e| format!("{{\"error\":\"encoding an event: {e}\"}}"));
+    s.push('\n');
+    s
 }
 
 /// Every deployment, by name.

@@ -5,15 +5,17 @@
 //! the Python SDK's `python3 -m cove.deploy_spec app.py:pod` prints the Pod's request.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use cove_types::{CreatePodRequest, Deployment, Quantity};
+use cove_types::{CreatePodRequest, DeployEvent, Deployment, Quantity};
+use futures::StreamExt;
 use serde::Deserialize;
 
-use crate::client::{Client, ClientError};
+use crate::client::Client;
 use crate::commands::run::RunFormat;
 
 /// Arguments of `cove deploy`.
@@ -76,8 +78,9 @@ impl Manifest {
     }
 }
 
-/// Reads the deployment request `target` names.
-pub fn load_request(target: &str) -> Result<CreatePodRequest> {
+/// Reads the deployment request `target` names; `progress` gets the SDK's
+/// progress lines (an image it builds first) as they come.
+pub fn load_request(target: &str, progress: &dyn Fn(&str)) -> Result<CreatePodRequest> {
     let ext = Path::new(target)
         .extension()
         .and_then(|e| e.to_str())
@@ -94,7 +97,7 @@ pub fn load_request(target: &str) -> Result<CreatePodRequest> {
             };
             manifest.into_request()?
         }
-        _ if target.contains(".py:") => python_request(target)?,
+        _ if target.contains(".py:") => python_request(target, progress)?,
         _ => bail!("cannot deploy {target:?}: give a .toml or .yaml manifest or FILE.py:POD"),
     };
     if req.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
@@ -103,59 +106,108 @@ pub fn load_request(target: &str) -> Result<CreatePodRequest> {
     Ok(req)
 }
 
-/// Runs the SDK's `cove.deploy_spec` on `file.py:obj`.
-fn python_request(target: &str) -> Result<CreatePodRequest> {
-    let out = Command::new("python3")
+/// Runs the SDK's `cove.deploy_spec` on `file.py:obj`: the request comes on
+/// stdout; on stderr, `=> ...` progress lines, or the one-line error.
+fn python_request(target: &str, progress: &dyn Fn(&str)) -> Result<CreatePodRequest> {
+    let mut child = Command::new("python3")
         .args(["-m", "cove.deploy_spec", target])
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .context("cannot run python3 (needed to deploy a FILE.py:POD)")?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        if stderr.contains("No module named cove") || stderr.contains("No module named 'cove") {
+    let mut stdout = child.stdout.take().context("python3 stdout")?;
+    // Read stdout on a thread so neither pipe can fill up and block the child.
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stdout.read_to_end(&mut buf).map(|_| buf)
+    });
+    let mut errors = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines() {
+            let line = line.context("reading python3's output")?;
+            match line.strip_prefix("=> ") {
+                Some(p) => progress(p),
+                None if !line.trim().is_empty() => errors.push(line),
+                None => {}
+            }
+        }
+    }
+    let status = child.wait().context("waiting for python3")?;
+    let out = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading python3's output failed"))??;
+    if !status.success() {
+        let all = errors.join("\n");
+        if all.contains("No module named cove") || all.contains("No module named 'cove") {
             bail!("the Cove Python SDK is not installed: pip install ./sdk/python");
         }
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        let last = errors.last().map(|l| l.trim().to_string());
         bail!(
             "{}",
-            last.unwrap_or("python3 -m cove.deploy_spec failed").trim()
+            last.unwrap_or_else(|| "python3 -m cove.deploy_spec failed".into())
         );
     }
-    serde_json::from_slice(&out.stdout)
+    serde_json::from_slice(&out)
         .with_context(|| format!("{target}: the SDK printed an unreadable pod spec"))
 }
 
-/// Runs `cove deploy`.
-pub async fn execute(client: &Client, args: DeployArgs) -> Result<i32> {
-    let req = load_request(&args.target)?;
-    let text = args.format == RunFormat::Text;
-    let name = req.name.clone().unwrap_or_default();
+fn say(text: bool, line: &str) {
+    // Progress goes to stdout for people, to stderr when stdout carries JSON.
     if text {
-        let current: Result<Deployment, ClientError> = client
-            .get(client.url(&["v1", "deployments", &name], &[]))
-            .await;
-        let version = match current {
-            Ok(d) => d.version + 1,
-            Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => 1,
-            Err(e) => return Err(e.into()),
-        };
-        println!("=> Deploying {name} (version {version})");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    } else {
+        eprintln!("{line}");
     }
-    let d: Deployment = client
-        .post(client.url(&["v1", "deployments"], &[]), &req)
+}
+
+/// Runs `cove deploy`: the daemon streams its progress as it works.
+pub async fn execute(client: &Client, args: DeployArgs) -> Result<i32> {
+    let text = args.format == RunFormat::Text;
+    let req = load_request(&args.target, &|p| say(text, &format!("=> {p}")))?;
+    let resp = client
+        .post_ndjson(client.url(&["v1", "deployments"], &[]), &req)
         .await?;
+    let mut stream = resp.bytes_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut done: Option<Deployment> = None;
+    while let Some(chunk) = stream.next().await {
+        pending.extend_from_slice(&chunk.context("reading the daemon's progress")?);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let event: DeployEvent = serde_json::from_slice(&line[..end])
+                .context("the daemon sent an unreadable progress line")?;
+            if let Some(msg) = event.error {
+                bail!("{msg}");
+            }
+            if let Some(p) = event.progress {
+                if text {
+                    say(true, &format!("=> {p}"));
+                }
+            }
+            if let Some(d) = event.deployment {
+                done = Some(d);
+            }
+        }
+    }
+    let d = done.context("the daemon ended the stream without a deployment")?;
     if !text {
         println!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(0);
     }
     if let Some(c) = &d.container {
-        println!("=> Container created successfully ===> {}", c.id);
+        say(
+            true,
+            &format!("=> Container created successfully ===> {}", c.id),
+        );
     }
-    println!("=> Deployed {} version {}", d.name, d.version);
     if !d.urls.is_empty() {
-        println!();
+        say(true, "");
     }
     for u in &d.urls {
-        println!("✨ Deployment hosted at: {}", u.url);
+        say(true, &format!("✨ Deployment hosted at: {}", u.url));
     }
     Ok(0)
 }
@@ -179,7 +231,7 @@ mod tests {
             "name = \"web\"\nimage = \"busybox\"\nports = [8000]\ncpu = 0.5\nmemory = \"1Gi\"\n\
              entrypoint = \"httpd -f -p 8000\"\nkeep_warm_seconds = -1\n[env]\nA = \"1\"\n",
         );
-        let r = load_request(&t).unwrap();
+        let r = load_request(&t, &|_| {}).unwrap();
         assert_eq!(r.name.as_deref(), Some("web"));
         assert_eq!(r.entrypoint.unwrap(), ["httpd", "-f", "-p", "8000"]);
         assert_eq!(r.memory, Some(Quantity::Text("1Gi".into())));
@@ -189,7 +241,7 @@ mod tests {
             "app.yaml",
             "name: web\nimage: busybox\nports: [8000]\nentrypoint: [httpd, -f]\n",
         );
-        let r = load_request(&y).unwrap();
+        let r = load_request(&y, &|_| {}).unwrap();
         assert_eq!(r.entrypoint.unwrap(), ["httpd", "-f"]);
         assert_eq!(r.ports, [8000]);
     }
@@ -197,12 +249,15 @@ mod tests {
     #[test]
     fn bad_manifests_name_the_problem() {
         let t = write("noname.toml", "image = \"busybox\"\n");
-        assert!(load_request(&t)
+        assert!(load_request(&t, &|_| {})
             .unwrap_err()
             .to_string()
             .contains("needs a name"));
         let t = write("typo.toml", "name = \"a\"\nimage = \"b\"\nprots = [1]\n");
-        assert!(load_request(&t).unwrap_err().to_string().contains("prots"));
-        assert!(load_request("app.json").is_err());
+        assert!(load_request(&t, &|_| {})
+            .unwrap_err()
+            .to_string()
+            .contains("prots"));
+        assert!(load_request("app.json", &|_| {}).is_err());
     }
 }
