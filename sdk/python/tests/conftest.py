@@ -395,8 +395,8 @@ PYTHON_IMAGE_SCRIPT = Path(__file__).parent / "images" / "build-python-image.sh"
 
 @pytest.fixture(scope="session")
 def python_image_layout() -> Path:
-    """The Debian python3 image layout (tags ``latest``, ``notebook``); skips the test when the
-    Debian mirror is unreachable (the script exits 75)."""
+    """The Debian python3 image layout (tag ``latest``; ``<it>-notebook`` has tag ``notebook``);
+    skips the test when the Debian mirror is unreachable (the script exits 75)."""
     out = TARGET_TMP / "cove-python-image"
     o = _locked_build("cove-python-image.lock", ["bash", str(PYTHON_IMAGE_SCRIPT), str(out)])
     if o.returncode == 75:
@@ -414,4 +414,5 @@ def python_image(registry: Registry, python_image_layout: Path) -> str:
 @pytest.fixture(scope="session")
 def notebook_image(registry: Registry, python_image_layout: Path) -> str:
     """The python image plus a ``start-notebook.py`` stand-in serving :8888 (entrypoint)."""
-    return registry.push_layout(python_image_layout, "notebook", "base-notebook:latest")
+    layout = python_image_layout.with_name(python_image_layout.name + "-notebook")
+    return registry.push_layout(layout, "notebook", "base-notebook:latest")

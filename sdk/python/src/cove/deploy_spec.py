@@ -77,13 +77,18 @@ def deploy_request(pod: Pod) -> Dict[str, Any]:
         # A CreatePodRequest names an image, not build steps: build it now on the daemon
         # (COVE_API_URL/COVE_TOKEN, as `cove deploy` has them; cached when unchanged) and
         # name the result. Its progress goes to stderr.
-        reference = pod.image.resolve(pod.client, _to_stderr, _to_stderr)
+        reference = pod.image.resolve(pod.client, _progress_to_stderr, _log_to_stderr)
         return pod.request_body(reference)
     return pod.request_body()
 
 
-def _to_stderr(msg: str) -> None:
+def _progress_to_stderr(msg: str) -> None:
+    # `cove deploy` shows "=> " lines as its own progress.
     print(f"=> {msg}", file=sys.stderr, flush=True)
+
+
+def _log_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

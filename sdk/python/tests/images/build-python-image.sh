@@ -4,11 +4,11 @@
 #
 #   sdk/python/tests/images/build-python-image.sh <out-oci-layout-dir>
 #
-# Tags:
-#   latest    python3 (also as `python`), PATH set, working dir /, no entrypoint.
-#   notebook  latest plus /usr/local/bin/start-notebook.py (entrypoint, port 8888): a stand-in for
-#             jupyter/base-notebook so the guide's notebook snippets run unchanged but for the
-#             image name. It serves a page showing $NOTEBOOK_ARGS with python's http.server.
+# <out>           tag `latest` (the layout's only image): python3 (also as `python`), PATH set,
+#                 working dir /, no entrypoint.
+# <out>-notebook  tag `notebook`: latest plus /usr/local/bin/start-notebook.py (entrypoint, port
+#                 8888), a stand-in for jupyter/base-notebook so the guide's notebook snippets run
+#                 unchanged but for the image name; it serves a page showing $NOTEBOOK_ARGS.
 # Made with `debootstrap --variant=minbase --include=python3` (about a minute) and umoci.
 # Cached by a content key (this script, the architecture, the mirror): a rerun is instant.
 # Exit status 75 when the Debian mirror cannot be reached (callers skip), 1 on other failures.
@@ -25,7 +25,8 @@ done
 
 key=$( { cat "$0"; echo "$arch $suite $mirror"; } | sha256sum | cut -c1-16)
 stamp="python-image $key"
-if [[ -f $out/.cove-python-image && $(cat "$out/.cove-python-image") == "$stamp" && -f $out/index.json ]]; then
+if [[ -f $out/.cove-python-image && $(cat "$out/.cove-python-image") == "$stamp" && -f $out/index.json \
+   && -f $out-notebook/.cove-python-image && $(cat "$out-notebook/.cove-python-image") == "$stamp" ]]; then
   exit 0
 fi
 
@@ -68,7 +69,9 @@ umoci config --image "$layout:latest" --tag latest \
   --config.env LANG=C.UTF-8 \
   --architecture "$arch" --os linux --author cove --created 2024-01-01T00:00:00Z
 
-# The notebook stand-in: one more layer.
+# The notebook stand-in: one more layer, in a layout of its own (an importer of <out> by
+# reference wants one image per layout).
+cp -a "$layout" "$work/notebook"
 mkdir -p "$work/bundle/rootfs/usr/local/bin" "$work/bundle/rootfs/srv/notebook"
 cat >"$work/bundle/rootfs/usr/local/bin/start-notebook.py" <<'PY'
 #!/usr/bin/env python3
@@ -84,16 +87,21 @@ with open("index.html", "w") as f:
 http.server.ThreadingHTTPServer(("", 8888), http.server.SimpleHTTPRequestHandler).serve_forever()
 PY
 chmod 0755 "$work/bundle/rootfs/usr/local/bin/start-notebook.py"
-umoci repack --image "$layout:notebook" "$work/bundle" >/dev/null
-umoci config --image "$layout:notebook" --tag notebook \
+umoci repack --image "$work/notebook:notebook" "$work/bundle" >/dev/null
+umoci config --image "$work/notebook:notebook" --tag notebook \
   --config.workingdir / --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --config.env LANG=C.UTF-8 --config.entrypoint start-notebook.py --config.exposedports 8888/tcp \
   --architecture "$arch" --os linux --author cove --created 2024-01-01T00:00:00Z
+umoci rm --image "$work/notebook:latest"
+umoci gc --layout "$work/notebook"
 umoci gc --layout "$layout"
 
-echo "$stamp" >"$layout/.cove-python-image"
 mkdir -p "$(dirname "$out")"
-rm -rf "$out.new.$$"
-mv "$layout" "$out.new.$$"
-rm -rf "$out"
-mv "$out.new.$$" "$out"
+for pair in "$layout:$out" "$work/notebook:$out-notebook"; do
+  src=${pair%%:*} dst=${pair#*:}
+  echo "$stamp" >"$src/.cove-python-image"
+  rm -rf "$dst.new.$$"
+  mv "$src" "$dst.new.$$"
+  rm -rf "$dst"
+  mv "$dst.new.$$" "$dst"
+done
