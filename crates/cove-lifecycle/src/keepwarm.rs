@@ -59,6 +59,9 @@ impl Lifecycle {
                     l.activity.active(),
                     l.keep_warm_seconds,
                 ) {
+                    if l.deployment_id.is_some() && !self.unroute_idle(&l) {
+                        continue;
+                    }
                     // Take it out of the timer's view at once so it is stopped once.
                     if let Some(entry) = self.live().get_mut(&id) {
                         entry.keep_warm_seconds = -1;
@@ -74,6 +77,23 @@ impl Lifecycle {
                 }
             }
         }
+    }
+}
+
+impl Lifecycle {
+    /// Takes an idle deployment container out of the route table before it is
+    /// stopped, so the next request wakes a fresh one instead of reaching it as
+    /// it ends. False (and routed again) if a request got in meanwhile.
+    fn unroute_idle(&self, l: &crate::Live) -> bool {
+        let routes = &self.inner.routes;
+        routes.remove_if_current(&l.route_key, &l.activity);
+        if l.activity.active() == 0 {
+            return true;
+        }
+        if routes.get(&l.route_key).is_none() {
+            routes.insert(&l.route_key, l.target.clone());
+        }
+        false
     }
 }
 
