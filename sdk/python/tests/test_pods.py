@@ -258,3 +258,12 @@ def test_deploy(daemon, busybox, tmp_path, capsys):
             assert "a deployment needs a name: Pod(name=...)" in o.stderr, o.stderr
     finally:
         dep.delete()
+
+
+def test_loopback_daemon_ignores_http_proxy_env(daemon, busybox, monkeypatch):
+    # A proxy that does not exist: the SDK must not send loopback API calls through it.
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, f"http://127.0.0.1:{free_port()}")
+    inst = Pod(image=busybox, client=Client()).create(quiet=True)
+    assert inst.ok, inst.error_msg
+    assert inst.terminate()

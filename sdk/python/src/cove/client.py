@@ -41,6 +41,11 @@ class Client:
     def __init__(self, config: Optional[Config] = None) -> None:
         self.config = config or Config.from_env()
         self._openapi: Optional[Dict[str, Any]] = None
+        # A daemon on this machine is never reached through an HTTP proxy from the environment.
+        host = urllib.parse.urlsplit(self.config.api_url).hostname or ""
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        handlers = [urllib.request.ProxyHandler({})] if loopback else []
+        self._opener = urllib.request.build_opener(*handlers)
 
     @classmethod
     def default(cls) -> "Client":
@@ -62,7 +67,7 @@ class Client:
             headers["Authorization"] = f"Bearer {self.config.token}"
         req = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            resp: http.client.HTTPResponse = urllib.request.urlopen(req, timeout=self.config.timeout)
+            resp: http.client.HTTPResponse = self._opener.open(req, timeout=self.config.timeout)
             return resp
         except urllib.error.HTTPError as e:
             raise _error_from_response(e.code, e.read()) from None
