@@ -267,3 +267,13 @@ def test_loopback_daemon_ignores_http_proxy_env(daemon, busybox, monkeypatch):
     inst = Pod(image=busybox, client=Client()).create(quiet=True)
     assert inst.ok, inst.error_msg
     assert inst.terminate()
+
+
+def test_follow_logs_until_exit(daemon, busybox):
+    inst = Pod(image=busybox, entrypoint=["sh", "-c", "echo one; sleep 1; echo two; exit 3"]).create(quiet=True)
+    assert inst.ok, inst.error_msg
+    lines = list(inst.follow_logs())
+    assert "one" in lines and "two" in lines, lines
+    c = wait_until("the pod to end", 20, lambda: (lambda c: c if c["status"] == "EXITED" else None)(inst.inspect()))
+    assert c["exit_code"] == 3
+    assert inst.status() == "EXITED"
