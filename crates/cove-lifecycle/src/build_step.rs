@@ -24,6 +24,8 @@ const BUILD_CPU_MILLIS: u64 = 2000;
 const BUILD_MEMORY_MIB: u64 = 2048;
 /// Where the daemon's CA bundle setting puts the host's bundle.
 const CA_PATH: &str = "/etc/ssl/certs/cove-host-ca.crt";
+/// A step still running after this long is stopped and fails the build.
+const STEP_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Lines of output quoted in a failed step's error.
 const TAIL_LINES: usize = 15;
 /// Empty files the runtime creates as mount points; not part of the layer.
@@ -136,9 +138,26 @@ impl Lifecycle {
             dns: cove_network::nameservers(),
             extra_mounts,
         };
-        let started = self.inner.runtime.start(&cfg).await?;
+        let started = self.inner.runtime.start(&cfg).await.map_err(|e| {
+            // The image is what a step's start depends on (its /bin/sh, its workdir).
+            LifecycleError::BadRequest(format!(
+                "step {} ({}) could not start: {e}",
+                index + 1,
+                describe(step)
+            ))
+        })?;
         let waiting = cove_runtime::wait_exit(started.shim_pid, &dir);
-        let (status, tail) = follow_log(&cfg.log_path, waiting, sink).await;
+        let Ok((status, tail)) =
+            tokio::time::timeout(STEP_TIMEOUT, follow_log(&cfg.log_path, waiting, sink)).await
+        else {
+            let _ = self.inner.runtime.stop(id, Duration::from_secs(1)).await;
+            return Err(LifecycleError::BadRequest(format!(
+                "step {} ({}) did not finish within {} s",
+                index + 1,
+                describe(step),
+                STEP_TIMEOUT.as_secs()
+            )));
+        };
         let status = status?;
         if status.code != 0 || status.oom_killed {
             let how = if status.oom_killed {
