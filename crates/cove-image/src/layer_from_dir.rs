@@ -59,6 +59,9 @@ fn walk<W: Write>(
         let meta =
             std::fs::symlink_metadata(&path).map_err(|e| ImageError::io("stat", &path, e))?;
         let ft = meta.file_type();
+        if ft.is_file() || ft.is_dir() {
+            check_plain_upper(&path)?;
+        }
         let io = |e| ImageError::io("add to layer", &path, e);
         if ft.is_char_device() && meta.rdev() == 0 {
             let wh = rel.join(format!(
@@ -127,20 +130,39 @@ fn append_empty<W: Write>(
 }
 
 fn is_opaque(dir: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut buf = [0u8; 4];
+    xattr(dir, c"trusted.overlay.opaque").is_some_and(|v| v == b"y")
+}
+
+/// The (short) value of xattr `name` of `path` itself (not following symlinks).
+fn xattr(path: &Path, name: &std::ffi::CStr) -> Option<Vec<u8>> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = [0u8; 256];
     // SAFETY: both strings are NUL-terminated; buf is valid for its length.
     let n = unsafe {
         libc::lgetxattr(
             c.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
+            name.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
     };
-    n == 1 && buf[0] == b'y'
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// Overlay features that store a change outside the upper file's own content
+/// (metadata-only copy-up, renamed-dir redirects) cannot be read back as a
+/// layer: refuse rather than write a layer that silently loses data.
+fn check_plain_upper(path: &Path) -> Result<(), ImageError> {
+    for name in [c"trusted.overlay.metacopy", c"trusted.overlay.redirect"] {
+        if xattr(path, name).is_some() {
+            return Err(ImageError::Unsupported(format!(
+                "{} has {}: mount overlay with metacopy=off,redirect_dir=off for builds",
+                path.display(),
+                name.to_string_lossy()
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -227,5 +249,26 @@ mod tests {
         assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
         assert!(is_opaque(&out.path().join("opq")));
         assert_eq!(std::fs::read(out.path().join("link.txt")).unwrap(), b"hi\n");
+    }
+
+    #[test]
+    fn metadata_only_copy_ups_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("chmodded");
+        std::fs::write(&f, b"").unwrap();
+        let c = std::ffi::CString::new(f.as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated strings, an empty value.
+        let rc = unsafe {
+            libc::setxattr(
+                c.as_ptr(),
+                c"trusted.overlay.metacopy".as_ptr(),
+                std::ptr::null(),
+                0,
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        let err = write_layer_tar(dir.path(), &[], Vec::new()).unwrap_err();
+        assert!(matches!(err, ImageError::Unsupported(_)), "{err}");
     }
 }
