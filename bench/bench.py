@@ -127,6 +127,33 @@ def bench_cove(env, runs):
     return times
 
 
+def bench_wake(env, runs):
+    """A deployment scaled to zero: one GET to its URL until the answer (the
+    gateway holds it while a container starts), `runs` times."""
+    manifest = os.path.join(env.work, "wake.toml")
+    with open(manifest, "w") as f:
+        f.write(f'name = "bench-wake"\nimage = "{env.image}"\nports = [8000]\n'
+                f'keep_warm_seconds = 1\nentrypoint = "httpd -f -p 8000 -h /www"\n')
+    d = json.loads(env.cove("deploy", manifest, "--format", "json"))
+    host = f"{d['url_key']}-8000.localhost"
+    times = []
+    try:
+        for _ in range(runs):
+            end = time.monotonic() + 60
+            while json.loads(env.cove("deployment", "inspect", "bench-wake")).get("container"):
+                if time.monotonic() > end:
+                    raise SystemExit("the deployment never went to sleep")
+                time.sleep(0.05)
+            t0 = time.monotonic()
+            status = get(env.gw_port, host, timeout=30.0)
+            if status != 200:
+                raise SystemExit(f"waking the deployment answered {status}")
+            times.append((time.monotonic() - t0) * 1000)
+    finally:
+        env.cove("deployment", "delete", "bench-wake")
+    return times
+
+
 def bench_runc(env, runs):
     bundle = os.path.join(env.work, "bundle")
     if os.path.exists(bundle):
@@ -311,6 +338,7 @@ def main():
             floor += bench_runc(env, 1)
         res["cove_run"] = summary(cove)
         res["bare_runc"] = summary(floor)
+        res["deployment_wake"] = summary(bench_wake(env, a.runs))
         pt, perr = bench_podman(env, a.runs)
         res["podman"] = summary(pt) if pt else {"error": str(perr)}
         res["burst"] = bench_burst(env, a.burst)
@@ -320,7 +348,8 @@ def main():
         env.close()
         shutil.rmtree(work, ignore_errors=True)
     c, f = res["cove_run"]["p50_ms"], res["bare_runc"]["p50_ms"]
-    res["ratios"] = {"cove_vs_bare_runc_p50": round(c / f, 2)}
+    res["ratios"] = {"cove_vs_bare_runc_p50": round(c / f, 2),
+                     "wake_minus_cove_run_p50_ms": round(res["deployment_wake"]["p50_ms"] - c, 1)}
     if "p50_ms" in res["podman"]:
         res["ratios"]["cove_vs_podman_p50"] = round(c / res["podman"]["p50_ms"], 2)
     json.dump(res, open(a.out, "w"), indent=2)
