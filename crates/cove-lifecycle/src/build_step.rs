@@ -36,6 +36,14 @@ const MOUNT_POINTS: &[&str] = &[
     "etc/ssl/certs/cove-host-ca.crt",
 ];
 
+/// Build containers' ids (and dir names) start with this.
+const ID_PREFIX: &str = "build-";
+
+/// Whether container `id` is a build step's.
+pub(crate) fn is_build_container(id: &str) -> bool {
+    id.starts_with(ID_PREFIX)
+}
+
 /// The shell script a step runs.
 fn script(step: &BuildStep) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
@@ -67,7 +75,10 @@ impl Lifecycle {
         reference: &str,
         sink: BuildSink<'_>,
     ) -> Result<Image, LifecycleError> {
-        let id = format!("build-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let id = format!(
+            "{ID_PREFIX}{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        );
         let dir = self.container_dir(&id);
         let result = self
             .run_step_container(&id, index, step, parent, env, reference, sink)

@@ -128,6 +128,10 @@ impl Lifecycle {
                     })
                     .await;
                 }
+                // A build interrupted by the restart: its output went nowhere.
+                if crate::build_step::is_build_container(&id) && !known.contains(&id) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
             }
         }
     }

@@ -331,3 +331,46 @@ fn identical_builds_at_the_same_time_run_once() {
         .count();
     assert_eq!((ran, cached), (1, 2), "{outs:?}");
 }
+
+#[test]
+fn a_build_cut_by_a_daemon_crash_leaves_nothing_after_the_restart() {
+    let mut d = Daemon::start();
+    let base = registry().image("latest");
+    let mut child = d
+        .cli_command(&[
+            "image",
+            "build",
+            "--base",
+            &base,
+            "--command",
+            "echo started; sleep 60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = line_reader(&mut child);
+    wait_until("the step to start", LONG, || {
+        lines
+            .recv_timeout(Duration::from_millis(100))
+            .ok()
+            .filter(|l| l == "started")
+    });
+    d.kill9();
+    let _ = child.wait();
+    d.restart();
+    let containers: Vec<String> = std::fs::read_dir(d.data_dir.join("containers"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(containers.is_empty(), "build dirs left: {containers:?}");
+    assert!(d.mounts().is_empty(), "mounts left: {:?}", d.mounts());
+    assert!(
+        d.netns_files().is_empty(),
+        "netns left: {:?}",
+        d.netns_files()
+    );
+    assert!(image_refs(&d).iter().all(|r| !r.contains("cove-build")));
+}
