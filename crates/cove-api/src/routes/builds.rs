@@ -66,3 +66,16 @@ pub async fn build_image(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_build_route_and_its_types_are_in_the_openapi_document() {
+        let doc = crate::openapi::document();
+        assert!(doc.paths.paths.contains_key("/v1/images/build"));
+        let json = serde_json::to_string(&doc).unwrap();
+        for name in ["BuildRequest", "BuildStep", "BuildEvent"] {
+            assert!(json.contains(&format!("\"{name}\"")), "{name} missing");
+        }
+    }
+}
