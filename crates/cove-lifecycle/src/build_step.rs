@@ -58,7 +58,7 @@ fn script(step: &BuildStep) -> String {
              python3 --version\n\
              python3 -c 'import sys; v=sys.argv[1]; have=\"%d.%d\" % sys.version_info[:2]; \
              sys.exit(0 if not v or have == v or have.startswith(v + \".\") else \"python \" + have + \" is not \" + v)' {}",
-            quote(v)
+            quote(cove_types::python_version_number(v))
         ),
     }
 }
@@ -276,5 +276,7 @@ mod tests {
         assert!(s.ends_with(r"'a==1' 'it'\''s'"), "{s}");
         let s = script(&BuildStep::Commands(vec!["false".into(), "echo no".into()]));
         assert!(s.starts_with("set -e\n"));
+        let s = script(&BuildStep::PythonVersion("python3.11".into()));
+        assert!(s.ends_with(" '3.11'"), "{s}");
     }
 }

@@ -231,7 +231,7 @@ pub enum BuildStep {
     Commands(Vec<String>),
     /// `python3 -m pip install` of these requirement specifiers.
     PythonPackages(Vec<String>),
-    /// Checks that the image has `python3` (of this version prefix, if not empty).
+    /// Checks that the image has `python3` of this version (`3.11` or `python3.11`; any if empty).
     PythonVersion(String),
 }
 
@@ -254,9 +254,11 @@ impl BuildRequest {
                     Some("has an empty package or an option instead of a package")
                 }
                 BuildStep::PythonVersion(v)
-                    if !v.chars().all(|c| c.is_ascii_digit() || c == '.') =>
+                    if !python_version_number(v)
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '.') =>
                 {
-                    Some("has a python version that is not like 3.11")
+                    Some("has a python version that is not like 3.11 or python3.11")
                 }
                 _ => None,
             };
@@ -273,6 +275,12 @@ impl BuildRequest {
     }
 }
 
+/// The number in a build's python version: `"python3.11"` and `"3.11"` → `"3.11"`.
+pub fn python_version_number(v: &str) -> &str {
+    let v = v.trim();
+    v.strip_prefix("python").unwrap_or(v)
+}
+
 /// One line of the `POST /v1/images/build` stream.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -283,4 +291,35 @@ pub enum BuildEvent {
     Log(String),
     /// The built image (last line).
     Image(ImageInfo),
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+
+    #[test]
+    fn build_requests_are_validated() {
+        let req = |steps: Vec<BuildStep>| BuildRequest {
+            base_image: "b".into(),
+            steps,
+            env: BTreeMap::new(),
+        };
+        assert!(req(vec![BuildStep::PythonVersion("python3.11".into())])
+            .validate()
+            .is_ok());
+        let bad = [
+            BuildStep::Commands(vec![]),
+            BuildStep::Commands(vec![" ".into()]),
+            BuildStep::PythonPackages(vec!["--index-url=x".into()]),
+            BuildStep::PythonVersion("3.11; rm".into()),
+        ];
+        for step in bad {
+            assert!(req(vec![step.clone()]).validate().is_err(), "{step:?}");
+        }
+        let mut r = req(vec![]);
+        r.base_image = " ".into();
+        assert!(r.validate().is_err());
+        let step: BuildStep = serde_json::from_str(r#"{"python_packages":["six==1"]}"#).unwrap();
+        assert_eq!(step, BuildStep::PythonPackages(vec!["six==1".into()]));
+    }
 }
