@@ -58,7 +58,7 @@ impl Lifecycle {
         let base = self
             .inner
             .images
-            .ensure(&req.base_image, None, &progress)
+            .ensure(&req.base_image, req.registry_auth.as_ref(), &progress)
             .await?;
         let mut steps = req.steps.clone();
         if steps.is_empty() && !req.env.is_empty() {

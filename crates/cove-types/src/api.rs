@@ -221,6 +221,10 @@ pub struct BuildRequest {
     /// Set while the steps run and kept in the image's config.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Registry credentials for pulling the base image, if it is not local
+    /// (not part of the build's identity).
+    #[serde(default)]
+    pub registry_auth: Option<RegistryAuth>,
 }
 
 /// One build step; each becomes one layer.
@@ -302,7 +306,7 @@ mod build_tests {
         let req = |steps: Vec<BuildStep>| BuildRequest {
             base_image: "b".into(),
             steps,
-            env: BTreeMap::new(),
+            ..Default::default()
         };
         assert!(req(vec![BuildStep::PythonVersion("python3.11".into())])
             .validate()

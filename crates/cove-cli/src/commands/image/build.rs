@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::client::Client;
-use crate::commands::run::parse_env;
+use crate::commands::run::{parse_env, registry_auth};
 
 /// `cove image build` arguments. Steps run in this order: the python check, commands, python
 /// packages.
@@ -31,6 +31,17 @@ pub struct BuildArgs {
     /// KEY=VALUE set while building and kept in the image (repeat for more).
     #[arg(long = "env")]
     pub env: Vec<String>,
+    /// Username for the base image's registry.
+    #[arg(long, requires = "password", env = "COVE_REGISTRY_USERNAME")]
+    pub username: Option<String>,
+    /// Password for the base image's registry (prefer the environment variable).
+    #[arg(
+        long,
+        requires = "username",
+        env = "COVE_REGISTRY_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
 }
 
 /// One line of the build stream.
@@ -61,6 +72,7 @@ pub fn build_request(args: &BuildArgs) -> Result<BuildRequest> {
         base_image: args.base.clone(),
         steps,
         env: parse_env(&args.env)?,
+        registry_auth: registry_auth(&args.username, &args.password),
     })
 }
 
@@ -113,6 +125,8 @@ mod tests {
             commands: vec!["echo a".into(), "echo b".into()],
             python_packages: vec!["x==1".into(), "y".into()],
             env: vec!["K=V".into()],
+            username: None,
+            password: None,
         };
         let req = build_request(&args).unwrap();
         assert_eq!(
