@@ -223,6 +223,14 @@ impl Lifecycle {
     ) -> Result<Deployment, LifecycleError> {
         let entry = self.remember(&row);
         let _op = entry.op.lock().await;
+        // It may have been deleted while this waited for the lock.
+        let Some(row) = self.inner.store.get_deployment(&row.id)? else {
+            self.forget(&row.url_key);
+            return Err(LifecycleError::Conflict(format!(
+                "deployment {} was deleted meanwhile: deploy again",
+                row.name
+            )));
+        };
         let version = row.version + 1;
         let now = now_ms();
         let pod_id = uuid::Uuid::new_v4().to_string();
