@@ -289,6 +289,23 @@ fn bad_deploys_say_why_and_leave_nothing() {
     failed_with(&d.cli(&["deploy", "app.json"]), &["cannot deploy"]);
     // Nothing was made.
     assert!(deployments(&d).is_empty());
+    let doc = http_get(
+        &format!("127.0.0.1:{}", d.api_port),
+        "127.0.0.1",
+        "/v1/openapi.json",
+    )
+    .unwrap();
+    for path in [
+        "/v1/deployments",
+        "/v1/deployments/{name}",
+        "/v1/deployments/{name}/stop",
+        "/v1/deployments/{name}/start",
+    ] {
+        assert!(
+            doc.body.contains(&format!("\"{path}\"")),
+            "{path} not in the OpenAPI document"
+        );
+    }
     assert!(d.list(true).is_empty(), "{:?}", d.list(true));
     let r = http_get(&d.gw(), "noexec-00000000-8000.localhost", "/").unwrap();
     assert_eq!(r.status, 404);
