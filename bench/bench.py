@@ -140,7 +140,9 @@ def bench_wake(env, runs):
     try:
         for _ in range(runs):
             end = time.monotonic() + 60
-            while json.loads(env.cove("deployment", "inspect", "bench-wake")).get("container"):
+            # Asleep, and the last container's cleanup done (it no longer lists as live).
+            while any(c.get("deployment_id") == d["id"]
+                      for c in json.loads(env.cove("container", "list", "--format", "json"))):
                 if time.monotonic() > end:
                     raise SystemExit("the deployment never went to sleep")
                 time.sleep(0.05)
