@@ -78,6 +78,64 @@ pub fn build_step_keys(
 }
 
 impl ImageStore {
+    /// Stores an uploaded build context (a tar) in the blob store after
+    /// checking that it is a tar the safe unpacker accepts. Returns its
+    /// digest and size. Blocking.
+    pub fn store_build_context(&self, path: &Path) -> Result<(String, u64), ImageError> {
+        let check = temp_path(&self.inner.tmp, "context-check");
+        std::fs::create_dir_all(&check).map_err(|e| ImageError::io("create", &check, e))?;
+        let checked = std::fs::File::open(path)
+            .map_err(|e| ImageError::io("open", path, e))
+            .and_then(|f| crate::unpack::unpack_tar(BufReader::new(f), &check));
+        let _ = std::fs::remove_dir_all(&check);
+        checked?;
+        let f = std::fs::File::open(path).map_err(|e| ImageError::io("open", path, e))?;
+        self.inner.blobs.write_reader(BufReader::new(f), None)
+    }
+
+    /// Whether build context `digest` was uploaded.
+    pub fn has_build_context(&self, digest: &str) -> bool {
+        self.inner.blobs.has(digest)
+    }
+
+    /// Registers `c.reference` as `parent` + a layer holding the build context
+    /// `archive` unpacked under `remote`. Blocking.
+    pub fn commit_context(
+        &self,
+        parent: &Image,
+        archive: &str,
+        remote: &str,
+        c: &LayerCommit<'_>,
+    ) -> Result<Image, ImageError> {
+        let blob = self.inner.blobs.path(archive)?;
+        if !blob.is_file() {
+            return Err(ImageError::NotFound(format!(
+                "build context {archive} (upload it first)"
+            )));
+        }
+        let upper = temp_path(&self.inner.tmp, "context");
+        let dest = crate::fsat::components(Path::new(remote.trim_start_matches('/')))?
+            .iter()
+            .fold(upper.clone(), |p, c| p.join(c));
+        let res = std::fs::create_dir_all(&dest)
+            .map_err(|e| ImageError::io("create", &dest, e))
+            .and_then(|()| {
+                let f = std::fs::File::open(&blob).map_err(|e| ImageError::io("open", &blob, e))?;
+                crate::unpack::unpack_tar(BufReader::new(f), &dest)
+            })
+            .and_then(|()| {
+                self.commit_upper(
+                    parent,
+                    &LayerCommit {
+                        upper: &upper,
+                        ..c.clone()
+                    },
+                )
+            });
+        let _ = std::fs::remove_dir_all(&upper);
+        res
+    }
+
     /// Registers `c.reference` as `parent` + a layer made from `c.upper`.
     /// Blocking: call from `spawn_blocking`.
     #[tracing::instrument(skip_all, fields(reference = %c.reference))]

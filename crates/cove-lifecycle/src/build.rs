@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use cove_image::{build_step_keys as step_keys, Image};
-use cove_types::{BuildEvent, BuildRequest, BuildStep, ImageInfo};
+use cove_types::{BuildContext, BuildEvent, BuildRequest, BuildStep, ImageInfo};
 use tracing::{info, instrument, warn};
 
 use crate::{Lifecycle, LifecycleError};
@@ -145,6 +145,19 @@ impl Lifecycle {
         }
     }
 
+    /// Stores an uploaded tar for `local_path` steps.
+    pub async fn store_build_context(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<BuildContext, LifecycleError> {
+        let images = self.inner.images.clone();
+        let path = path.to_path_buf();
+        let (digest, size) = tokio::task::spawn_blocking(move || images.store_build_context(&path))
+            .await
+            .map_err(|e| LifecycleError::Internal(format!("context task: {e}")))??;
+        Ok(BuildContext { digest, size })
+    }
+
     fn image_info_of(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
         self.inner
             .images
@@ -161,6 +174,11 @@ pub(crate) fn describe(step: &BuildStep) -> String {
         BuildStep::Commands(c) => c.join(" && "),
         BuildStep::PythonPackages(p) => format!("pip install {}", p.join(" ")),
         BuildStep::PythonVersion(v) => format!("python {v}"),
+        BuildStep::LocalPath(l) => format!(
+            "add {} to {}",
+            l.archive.get(..19).unwrap_or(&l.archive),
+            l.remote
+        ),
     }
 }
 

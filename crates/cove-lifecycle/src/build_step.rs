@@ -53,6 +53,8 @@ fn script(step: &BuildStep) -> String {
             "python3 -m pip install --no-cache-dir --root-user-action=ignore --disable-pip-version-check {}",
             p.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" ")
         ),
+        // Not run in a container (see `run_build_step`); a no-op if it were.
+        BuildStep::LocalPath(_) => "true".into(),
         BuildStep::PythonVersion(v) => format!(
             "command -v python3 >/dev/null || {{ echo 'python3 is not installed in this image' >&2; exit 127; }}\n\
              python3 --version\n\
@@ -75,6 +77,9 @@ impl Lifecycle {
         reference: &str,
         sink: BuildSink<'_>,
     ) -> Result<Image, LifecycleError> {
+        if let BuildStep::LocalPath(l) = step {
+            return self.add_context(step, l, parent, env, reference).await;
+        }
         let id = format!(
             "{ID_PREFIX}{}",
             &uuid::Uuid::new_v4().simple().to_string()[..16]
@@ -90,6 +95,37 @@ impl Lifecycle {
             }
         }
         result
+    }
+
+    /// A `local_path` step: the uploaded tar becomes the layer, no container runs.
+    async fn add_context(
+        &self,
+        step: &BuildStep,
+        l: &cove_types::LocalPathStep,
+        parent: &Image,
+        env: &[String],
+        reference: &str,
+    ) -> Result<Image, LifecycleError> {
+        let images = self.inner.images.clone();
+        let (parent, l, reference) = (parent.clone(), l.clone(), reference.to_string());
+        let (env, created_by) = (env.to_vec(), describe(step));
+        let image = tokio::task::spawn_blocking(move || {
+            images.commit_context(
+                &parent,
+                &l.archive,
+                &l.remote,
+                &LayerCommit {
+                    upper: Path::new(""),
+                    skip: &[],
+                    reference: &reference,
+                    env: &env,
+                    created_by: &created_by,
+                },
+            )
+        })
+        .await
+        .map_err(|e| LifecycleError::Internal(format!("commit task: {e}")))??;
+        Ok(image)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -237,6 +237,26 @@ pub enum BuildStep {
     PythonPackages(Vec<String>),
     /// Checks that the image has `python3` of this version (`3.11` or `python3.11`; any if empty).
     PythonVersion(String),
+    /// Unpacks a tar uploaded with `POST /v1/images/build/context` into a directory.
+    LocalPath(LocalPathStep),
+}
+
+/// Files for a [`BuildStep::LocalPath`] step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalPathStep {
+    /// `sha256:<hex>` of the uploaded tar (so the build's identity covers its content).
+    pub archive: String,
+    /// Absolute directory in the image the tar's entries are unpacked under.
+    pub remote: String,
+}
+
+/// `POST /v1/images/build/context`: the stored upload.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BuildContext {
+    /// `sha256:<hex>` of the tar, for [`LocalPathStep::archive`].
+    pub digest: String,
+    pub size: u64,
 }
 
 impl BuildRequest {
@@ -264,6 +284,14 @@ impl BuildRequest {
                 {
                     Some("has a python version that is not like 3.11 or python3.11")
                 }
+                BuildStep::LocalPath(l) if !is_sha256(&l.archive) => {
+                    Some("has an archive that is not sha256:<64 hex>")
+                }
+                BuildStep::LocalPath(l)
+                    if !l.remote.starts_with('/') || l.remote.split('/').any(|c| c == "..") =>
+                {
+                    Some("has a remote path that is not absolute or contains '..'")
+                }
                 _ => None,
             };
             if let Some(why) = bad {
@@ -277,6 +305,11 @@ impl BuildRequest {
         }
         Ok(())
     }
+}
+
+fn is_sha256(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 /// The number in a build's python version: `"python3.11"` and `"3.11"` → `"3.11"`.

@@ -374,3 +374,45 @@ fn a_build_cut_by_a_daemon_crash_leaves_nothing_after_the_restart() {
     );
     assert!(image_refs(&d).iter().all(|r| !r.contains("cove-build")));
 }
+
+#[test]
+fn local_paths_are_uploaded_added_and_keyed_by_content() {
+    let d = Daemon::start();
+    let src = tempdir("cove-build-context");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), "from-a\n").unwrap();
+    std::fs::write(src.join("sub/b.txt"), "from-b\n").unwrap();
+    let single = src.join("single.txt");
+    std::fs::write(&single, "one-file\n").unwrap();
+    let dir_arg = format!("{}:/app", src.display());
+    let file_arg = format!("{}:/etc/single.txt", single.display());
+    let args = [
+        "--add-path",
+        dir_arg.as_str(),
+        "--add-path",
+        file_arg.as_str(),
+        "--command",
+        "cat /app/sub/b.txt > /copied.txt",
+    ];
+    let out = ok(&build(&d, &args));
+    assert!(out.contains("=> Step 1/3: add sha256:"), "{out}");
+    let reference = built_reference(&out);
+    let log = run_and_log(
+        &d,
+        &reference,
+        "cat /app/a.txt /copied.txt /etc/single.txt /etc/passwd",
+    );
+    for want in ["from-a", "from-b", "one-file", "root:"] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+    // Same content: cached. Changed content: a new build from that step on.
+    assert!(ok(&build(&d, &args)).contains("=> Using cached image"));
+    std::fs::write(src.join("a.txt"), "changed\n").unwrap();
+    let out = ok(&build(&d, &args));
+    assert!(out.contains("=> Step 1/3: add sha256:"), "{out}");
+    assert!(!out.contains("(cached)"), "new content, new keys: {out}");
+    assert_ne!(built_reference(&out), reference);
+    let log = run_and_log(&d, &built_reference(&out), "cat /app/a.txt");
+    assert!(log.contains("changed"), "{log}");
+    let _ = std::fs::remove_dir_all(&src);
+}

@@ -1,11 +1,12 @@
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cove_types::{BuildEvent, BuildRequest, ErrorBody};
+use cove_types::{BuildContext, BuildEvent, BuildRequest, ErrorBody};
 use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
 use tracing::{instrument, Instrument};
 
 use crate::routes::pods::NDJSON;
@@ -65,6 +66,48 @@ pub async fn build_image(
         Body::from_stream(lines),
     )
         .into_response())
+}
+
+/// Upload a tar for `local_path` build steps; answers its digest. The tar is
+/// checked with the same safe unpacker as image layers, then stored by digest
+/// (uploading the same content again is harmless).
+#[utoipa::path(post, path = "/v1/images/build/context",
+    request_body(content = String, content_type = "application/x-tar"),
+    responses((status = 200, body = BuildContext), (status = 400, body = ErrorBody)))]
+#[instrument(skip_all)]
+pub async fn upload_build_context(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Json<BuildContext>, ApiError> {
+    let tmp_dir = state.lifecycle.config().data_dir.join("tmp");
+    let internal = |what: &str, e: std::io::Error| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
+    };
+    tokio::fs::create_dir_all(&tmp_dir)
+        .await
+        .map_err(|e| internal("creating tmp dir", e))?;
+    let path = tmp_dir.join(format!("context-{}.tar", uuid::Uuid::new_v4()));
+    let result = async {
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| internal("creating upload file", e))?;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading upload: {e}")))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| internal("writing upload", e))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| internal("writing upload", e))?;
+        let lifecycle = state.lifecycle.clone();
+        let upload = path.clone();
+        crate::detached(async move { lifecycle.store_build_context(&upload).await }).await
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&path).await;
+    Ok(Json(result?))
 }
 
 #[cfg(test)]

@@ -52,6 +52,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/images/pull", post(images::pull_image))
         .route("/v1/images/import", post(images::import_image))
         .route("/v1/images/build", post(builds::build_image))
+        .route(
+            "/v1/images/build/context",
+            post(builds::upload_build_context),
+        )
 }
 
 /// Routes open without a token: health and the API's own description.

@@ -5,15 +5,17 @@ use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use cove_types::{BuildRequest, BuildStep, ImageInfo};
+use std::path::PathBuf;
+
+use cove_types::{BuildContext, BuildRequest, BuildStep, ImageInfo, LocalPathStep};
 use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::client::Client;
 use crate::commands::run::{parse_env, registry_auth};
 
-/// `cove image build` arguments. Steps run in this order: the python check, commands, python
-/// packages.
+/// `cove image build` arguments. Steps run in this order: the python check, added paths,
+/// commands, python packages.
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
     /// Image to build on, e.g. 127.0.0.1:5000/busybox:latest.
@@ -22,6 +24,10 @@ pub struct BuildArgs {
     /// Check that the image has python3 of this version (e.g. 3.11) before the other steps.
     #[arg(long)]
     pub python_version: Option<String>,
+    /// LOCAL[:REMOTE]: upload a file or directory and add it at REMOTE (default /<its name>),
+    /// one step each, before the commands (repeat for more).
+    #[arg(long = "add-path")]
+    pub add_paths: Vec<String>,
     /// A shell command; each is one step (repeat for more).
     #[arg(long = "command")]
     pub commands: Vec<String>,
@@ -78,7 +84,13 @@ pub fn build_request(args: &BuildArgs) -> Result<BuildRequest> {
 
 /// Runs the build, printing its stream; the built reference is the last line.
 pub async fn execute(client: &Client, args: BuildArgs) -> Result<i32> {
-    let req = build_request(&args)?;
+    let mut req = build_request(&args)?;
+    // Uploads go first; their steps come right after the python check.
+    let at = usize::from(args.python_version.is_some());
+    for (i, spec) in args.add_paths.iter().enumerate() {
+        let step = upload_path(client, spec).await?;
+        req.steps.insert(at + i, step);
+    }
     let resp = client
         .post_ndjson(client.url(&["v1", "images", "build"], &[]), &req)
         .await?;
@@ -113,6 +125,57 @@ pub async fn execute(client: &Client, args: BuildArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `LOCAL[:REMOTE]` → (local path, remote path).
+fn split_add_path(spec: &str) -> (PathBuf, String) {
+    let (local, remote) = match spec.split_once(':') {
+        Some((l, r)) if !r.is_empty() => (l, Some(r.to_string())),
+        _ => (spec.trim_end_matches(':'), None),
+    };
+    let local = PathBuf::from(local);
+    let remote = remote.unwrap_or_else(|| {
+        let name = local
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        format!("/{name}")
+    });
+    (local, remote)
+}
+
+/// Uploads a file or directory as a tar; the step that adds it at its remote path.
+async fn upload_path(client: &Client, spec: &str) -> Result<BuildStep> {
+    let (local, remote) = split_add_path(spec);
+    let meta = tokio::fs::metadata(&local)
+        .await
+        .with_context(|| format!("cannot read {}", local.display()))?;
+    let url = client.url(&["v1", "images", "build", "context"], &[]);
+    let (body, dir) = if meta.is_dir() {
+        (super::tar_stream(local.clone()), remote)
+    } else {
+        // A file: a tar of that one file under its remote name, unpacked in its remote dir.
+        let remote_path = std::path::Path::new(&remote);
+        let name = remote_path
+            .file_name()
+            .context("--add-path for a file needs a file name at REMOTE")?
+            .to_owned();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_path_with_name(&local, &name)
+            .with_context(|| format!("cannot read {}", local.display()))?;
+        let parent = remote_path
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
+        (reqwest::Body::from(b.into_inner()?), parent)
+    };
+    let ctx: BuildContext = client.post_body(url, "application/x-tar", body).await?;
+    Ok(BuildStep::LocalPath(LocalPathStep {
+        archive: ctx.digest,
+        remote: dir,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +185,7 @@ mod tests {
         let args = BuildArgs {
             base: "b".into(),
             python_version: None,
+            add_paths: vec![],
             commands: vec!["echo a".into(), "echo b".into()],
             python_packages: vec!["x==1".into(), "y".into()],
             env: vec!["K=V".into()],
