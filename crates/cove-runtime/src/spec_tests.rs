@@ -226,3 +226,30 @@ fn empty_args_rejected() {
         Err(RuntimeError::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn extra_mounts_are_binds_read_only_when_asked() {
+    let mut c = cfg();
+    c.extra_mounts = vec![
+        (
+            PathBuf::from("/host/ca.crt"),
+            "/etc/ssl/certs/x.crt".into(),
+            true,
+        ),
+        (PathBuf::from("/host/rw"), "/rw".into(), false),
+    ];
+    let spec = build_spec(&c, &ResolvedUser::default(), &V1).unwrap();
+    let mounts = spec.mounts().as_ref().unwrap();
+    let find = |dest: &str| {
+        mounts
+            .iter()
+            .find(|m| m.destination() == Path::new(dest))
+            .unwrap_or_else(|| panic!("no mount at {dest}"))
+    };
+    let ca = find("/etc/ssl/certs/x.crt");
+    assert_eq!(ca.typ().as_deref(), Some("bind"));
+    assert_eq!(ca.source().as_deref(), Some(Path::new("/host/ca.crt")));
+    let opts = |m: &Mount| m.options().clone().unwrap_or_default();
+    assert!(opts(ca).contains(&"ro".to_string()));
+    assert!(!opts(find("/rw")).contains(&"ro".to_string()));
+}
