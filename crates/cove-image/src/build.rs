@@ -249,3 +249,49 @@ impl ImageStore {
         inner.commit(row)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with(path: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        // Written raw: the tar crate refuses `..` in set_path, a hostile client would not.
+        h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path);
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &b"x"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn build_contexts_are_checked_before_they_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            ImageStore::open(dir.path(), cove_store::Store::open_in_memory().unwrap()).unwrap();
+        let upload = dir.path().join("upload.tar");
+        std::fs::write(&upload, tar_with(b"../escape")).unwrap();
+        let err = store.store_build_context(&upload).unwrap_err();
+        assert!(matches!(err, ImageError::Unsafe(_)), "{err}");
+
+        std::fs::write(&upload, tar_with(b"app/ok.txt")).unwrap();
+        let (digest, size) = store.store_build_context(&upload).unwrap();
+        assert!(store.has_build_context(&digest));
+        assert_eq!(size, std::fs::metadata(&upload).unwrap().len());
+    }
+
+    #[test]
+    fn keys_chain_and_cover_the_base_the_steps_and_the_env() {
+        use cove_types::BuildStep::Commands;
+        let a = Commands(vec!["a".into()]);
+        let k = build_step_keys("sha256:x", &[a.clone(), Commands(vec!["b".into()])], "{}");
+        let k2 = build_step_keys("sha256:x", &[a.clone(), Commands(vec!["c".into()])], "{}");
+        assert_eq!(k[..2], k2[..2]);
+        assert_ne!(k[2], k2[2]);
+        assert_ne!(build_step_keys("sha256:y", &[], "{}")[0], k[0]);
+        assert_ne!(build_step_keys("sha256:x", &[], r#"{"A":"1"}"#)[0], k[0]);
+    }
+}
