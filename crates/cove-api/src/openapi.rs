@@ -15,7 +15,7 @@ use crate::routes;
         routes::deploy, routes::list_deployments, routes::get_deployment,
         routes::stop_deployment, routes::start_deployment, routes::delete_deployment,
         routes::list_images, routes::pull_image, routes::remove_image, routes::import_image,
-        routes::build_image, routes::upload_build_context,
+        routes::build_image, routes::upload_build_context, routes::has_build_context,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -158,6 +158,15 @@ impl Client {
         self.send(req).await
     }
 
+    /// `HEAD url`: `true` on 2xx, `false` on 404, an error otherwise.
+    pub async fn exists(&self, url: Url) -> Result<bool, ClientError> {
+        match self.send(self.http.head(url)).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Api { status, .. }) if status == StatusCode::NOT_FOUND => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `DELETE url`, expecting an empty success.
     pub async fn delete(&self, url: Url) -> Result<(), ClientError> {
         self.send(self.http.request(Method::DELETE, url)).await?;

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod commands;
 mod humanize;
+pub mod sync;
 mod table;
 
 pub use client::{Client, ClientError};

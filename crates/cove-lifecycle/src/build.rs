@@ -158,6 +158,12 @@ impl Lifecycle {
         Ok(BuildContext { digest, size })
     }
 
+    /// Whether build context `digest` (`sha256:<hex>`) is stored, so a client
+    /// can skip uploading content the daemon already has.
+    pub fn has_build_context(&self, digest: &str) -> bool {
+        self.inner.images.has_build_context(digest)
+    }
+
     fn image_info_of(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
         self.inner
             .images

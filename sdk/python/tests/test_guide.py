@@ -157,9 +157,12 @@ def test_terminate_snippet(daemon, notebook_image, tmp_path):
     assert c["status"] == "STOPPED" and c["reason"] == "stopped by user", c  # type: ignore[index]
 
 
-def test_deploy_style_http_server_pod(daemon, python_image, monkeypatch, capsys):
-    """The guide's app.py Pod, launched with create(): `python -m http.server 8000`."""
+def test_deploy_style_http_server_pod(daemon, python_image, monkeypatch, capsys, tmp_path):
+    """The guide's app.py Pod, launched with create(): `python -m http.server 8000`. It has no
+    image, so the current directory is synced (`=> Syncing files`) and served from /app."""
     monkeypatch.setenv("COVE_DEFAULT_IMAGE", python_image)
+    (tmp_path / "synced.txt").write_text("from the app's directory\n")
+    monkeypatch.chdir(tmp_path)
     ns: Dict[str, object] = {}
     exec(textwrap.dedent(DEPLOY_APP), ns)
     pod = ns["pod"]
@@ -180,7 +183,8 @@ def test_deploy_style_http_server_pod(daemon, python_image, monkeypatch, capsys)
         return body if status == 200 and "Directory listing for /" in body else None
 
     body = wait_until("the http.server directory listing", 30, listing)
-    assert 'href="www/"' in body and 'href="usr/"' in body
+    assert 'href="synced.txt"' in body, body
+    assert "=> Syncing files" in out.splitlines(), out
     assert pod.terminate()
     assert inst.status() == "STOPPED"
 

@@ -110,12 +110,34 @@ pub async fn upload_build_context(
     Ok(Json(result?))
 }
 
+/// Whether a build context is stored: 200 if the daemon has the tar with this
+/// digest (`sha256:<hex>`), 404 if not. Clients ask before uploading so
+/// unchanged content is not sent again. Answers `HEAD` too (no body).
+#[utoipa::path(get, path = "/v1/images/build/context/{digest}",
+    params(("digest" = String, Path, description = "sha256:<hex> of the tar")),
+    responses((status = 200, description = "stored"), (status = 404, description = "not stored")))]
+#[instrument(skip_all)]
+pub async fn has_build_context(
+    State(state): State<AppState>,
+    axum::extract::Path(digest): axum::extract::Path<String>,
+) -> StatusCode {
+    if state.lifecycle.has_build_context(&digest) {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_build_route_and_its_types_are_in_the_openapi_document() {
         let doc = crate::openapi::document();
         assert!(doc.paths.paths.contains_key("/v1/images/build"));
+        assert!(doc
+            .paths
+            .paths
+            .contains_key("/v1/images/build/context/{digest}"));
         let json = serde_json::to_string(&doc).unwrap();
         for name in ["BuildRequest", "BuildStep", "BuildEvent"] {
             assert!(json.contains(&format!("\"{name}\"")), "{name} missing");

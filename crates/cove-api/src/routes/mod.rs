@@ -56,6 +56,10 @@ pub fn router() -> Router<AppState> {
             "/v1/images/build/context",
             post(builds::upload_build_context),
         )
+        .route(
+            "/v1/images/build/context/{digest}",
+            get(builds::has_build_context),
+        )
 }
 
 /// Routes open without a token: health and the API's own description.

@@ -1,6 +1,6 @@
 //! `cove image pull|list|rm|import|build`.
 
-mod build;
+pub(crate) mod build;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

@@ -2,10 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use cove_types::{Container, CreateEvent, CreatePodRequest, Quantity, RegistryAuth};
+use cove_types::{
+    BuildContext, BuildRequest, BuildStep, Container, CreateEvent, CreatePodRequest, LocalPathStep,
+    Quantity, RegistryAuth,
+};
 use futures::StreamExt;
 
 use crate::client::Client;
@@ -61,6 +65,12 @@ pub struct RunArgs {
         hide_env_values = true
     )]
     pub password: Option<String>,
+    /// Upload DIR (default: the current directory) and run the entrypoint in it: the pod's image
+    /// is --image plus DIR at /app, built by the daemon, and its working directory is /app
+    /// (unless --workdir). Top-level .gitignore/.coveignore patterns are left out; the total is
+    /// capped (COVE_SYNC_MAX_BYTES, default 100 MiB). Unchanged content is not sent again.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".")]
+    pub sync: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     pub format: RunFormat,
@@ -135,8 +145,11 @@ fn progress(line: &str) {
 /// Runs `cove run`: the daemon streams its progress (pull, cache, create) as
 /// it works, and each step is printed as it arrives.
 pub async fn execute(client: &Client, args: RunArgs) -> Result<i32> {
-    let req = build_request(&args)?;
+    let mut req = build_request(&args)?;
     let text = args.format == RunFormat::Text;
+    if let Some(dir) = &args.sync {
+        sync_into(client, dir, &mut req, text).await?;
+    }
     let resp = client
         .post_ndjson(client.url(&["v1", "pods"], &[]), &req)
         .await?;
@@ -176,6 +189,58 @@ pub async fn execute(client: &Client, args: RunArgs) -> Result<i32> {
         progress(&format!("✨ Container hosted at: {}", u.url));
     }
     Ok(0)
+}
+
+/// Where synced files go, and the pod's working directory.
+pub const SYNC_DIR: &str = "/app";
+
+/// `--sync DIR`: tars DIR, uploads it unless the daemon has its digest, builds
+/// `req.image` + DIR at /app, and points `req` at the built image (workdir /app).
+async fn sync_into(
+    client: &Client,
+    dir: &Path,
+    req: &mut CreatePodRequest,
+    text: bool,
+) -> Result<()> {
+    if text {
+        progress("=> Syncing files");
+    }
+    let cap = crate::sync::max_bytes()?;
+    let root = dir.to_path_buf();
+    let (data, digest) = tokio::task::spawn_blocking(move || crate::sync::make_tar(&root, cap))
+        .await
+        .context("the sync task failed")??;
+    let stored = client
+        .exists(client.url(&["v1", "images", "build", "context", &digest], &[]))
+        .await?;
+    if !stored {
+        let ctx: BuildContext = client
+            .post_body(
+                client.url(&["v1", "images", "build", "context"], &[]),
+                "application/x-tar",
+                reqwest::Body::from(data),
+            )
+            .await?;
+        if ctx.digest != digest {
+            bail!(
+                "the daemon stored the upload as {}, expected {digest}",
+                ctx.digest
+            );
+        }
+    }
+    let build = BuildRequest {
+        base_image: req.image.clone(),
+        steps: vec![BuildStep::LocalPath(LocalPathStep {
+            archive: digest,
+            remote: SYNC_DIR.into(),
+        })],
+        env: BTreeMap::new(),
+        registry_auth: req.registry_auth.take(),
+    };
+    let image = crate::commands::image::build::stream_build(client, &build, text).await?;
+    req.image = image.reference;
+    req.workdir.get_or_insert_with(|| SYNC_DIR.into());
+    Ok(())
 }
 
 #[cfg(test)]

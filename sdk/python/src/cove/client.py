@@ -55,12 +55,21 @@ class Client:
     # ------------------------------------------------------------------ plumbing
 
     def _open(
-        self, method: str, path: str, body: Any = None, accept: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        accept: str = "application/json",
+        raw: Optional[bytes] = None,
+        content_type: str = "application/octet-stream",
     ) -> http.client.HTTPResponse:
         url = self.config.api_url + path
         data = None
         headers = {"Accept": accept, "User-Agent": "cove-python-sdk"}
-        if body is not None:
+        if raw is not None:
+            data = raw
+            headers["Content-Type"] = content_type
+        elif body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         if self.config.token:
@@ -91,6 +100,12 @@ class Client:
         if "json" not in ctype:
             return raw.decode("utf-8", "replace")
         return json.loads(raw)
+
+    def upload(self, path: str, data: bytes, content_type: str) -> Any:
+        """``POST`` raw bytes (a tar); returns the decoded JSON answer."""
+        with self._open("POST", path, raw=data, content_type=content_type) as resp:
+            raw = _read(resp, self.config.api_url)
+        return json.loads(raw) if raw else None
 
     def request_object(self, method: str, path: str, body: Any = None) -> Dict[str, Any]:
         """A JSON request whose answer must be an object."""

@@ -73,6 +73,10 @@ def deploy_request(pod: Pod) -> Dict[str, Any]:
     """
     if not pod.name:
         raise DeploySpecError("a deployment needs a name: Pod(name=...)")
+    if pod._sync_asked:
+        # Pod(sync=True): upload the app's directory and build it in at /app.
+        reference = pod._resolve(_progress_to_stderr, _log_to_stderr)
+        return pod.request_body(reference, synced=True)
     if pod.image.needs_build():
         # A CreatePodRequest names an image, not build steps: build it now on the daemon
         # (COVE_API_URL/COVE_TOKEN, as `cove deploy` has them; cached when unchanged) and

@@ -131,7 +131,10 @@ class Image:
     def add_local_path(self, local_path: str, remote_path: Optional[str] = None) -> "Image":
         """Adds a step copying ``local_path`` into the image (at ``remote_path``, default its name)."""
         path = os.path.abspath(local_path)
-        self.steps.append({"local_path": {"local": path, "remote": remote_path or os.path.basename(path)}})
+        remote = remote_path or os.path.basename(path)
+        if not remote.startswith("/"):
+            remote = "/" + remote
+        self.steps.append({"local_path": {"local": path, "remote": remote}})
         return self
 
     # ------------------------------------------------------------------ resolution
@@ -162,21 +165,27 @@ class Image:
                     break
             steps.append({"python_version": "" if version == "3" else version})
         steps.extend(self.steps)
-        return {"base_image": self.reference(), "steps": steps, "env": dict(self.env_vars)}
+        body: Dict[str, Any] = {"base_image": self.reference(), "steps": steps, "env": dict(self.env_vars)}
+        if self.base_image_creds:
+            body["registry_auth"] = dict(self.base_image_creds)
+        return body
 
     def resolve(
         self,
         client: Client,
         on_progress: Optional[ProgressFn] = None,
         on_log: Optional[ProgressFn] = None,
+        extra_steps: Optional[List[Dict[str, Any]]] = None,
     ) -> str:
         """The reference a pod should run: the base image itself, or the result of a build.
+
+        ``extra_steps`` are appended to the image's own steps (a pod's synced files).
 
         Raises:
             CoveUnsupportedError: build steps, but the daemon has no ``POST /v1/images/build``.
             CoveAPIError: the build failed (its message has the failing step's output).
         """
-        if not self.needs_build():
+        if not self.needs_build() and not extra_steps:
             return self.reference()
         if not client.has_route("post", BUILD_ROUTE):
             raise CoveUnsupportedError(
@@ -184,17 +193,19 @@ class Image:
                 f"{self._describe_steps()} need POST {BUILD_ROUTE}; "
                 "use a ready-made image in Image(base_image=...)"
             )
+        request = self.build_request()
         if any("local_path" in s for s in self.steps):
-            raise CoveUnsupportedError(
-                "image builds with add_local_path() are not supported by the SDK yet: "
-                "the files would have to be uploaded first"
-            )
-        if self.base_image_creds:
-            raise CoveUnsupportedError(
-                "image builds from a private registry are not supported yet: "
-                "pull the base image first (cove image pull --username ...)"
-            )
-        last = client.stream("POST", BUILD_ROUTE, self.build_request(), on_progress, on_log)
+            from .sync import local_path_step
+
+            steps = []
+            for step in request["steps"]:
+                lp = step.get("local_path") if isinstance(step, dict) else None
+                if isinstance(lp, dict) and "local" in lp:
+                    step = local_path_step(client, lp["local"], lp["remote"])
+                steps.append(step)
+            request["steps"] = steps
+        request["steps"].extend(extra_steps or [])
+        last = client.stream("POST", BUILD_ROUTE, request, on_progress, on_log)
         ref = _built_reference(last)
         if not ref:
             raise CoveError(f"the daemon's build answer names no image: {str(last)[:300]}")

@@ -12,6 +12,7 @@ Error handling of :meth:`Pod.create` (the guide's ``nb = pod.create(); nb.ok``):
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
@@ -20,6 +21,7 @@ from .client import Client, ProgressFn, print_log, print_progress, quote
 from .deployment import DeploymentInstance
 from .errors import CoveAPIError, CoveAuthError, CoveError, CoveUnsupportedError
 from .image import Image
+from .sync import make_tar, upload_context
 
 #: cpu as cores (``1``, ``0.5``) or millicores (``"1000m"``).
 Cpu = Union[int, float, str]
@@ -27,6 +29,8 @@ Cpu = Union[int, float, str]
 Memory = Union[int, str]
 
 DEPLOYMENTS_ROUTE = "/v1/deployments"
+#: Where synced files go in the pod, and its working directory.
+SYNC_DIR = "/app"
 
 
 @dataclass
@@ -133,6 +137,11 @@ class Pod:
         keep_warm_seconds: seconds without connections before the pod stops; ``-1`` never.
         authorized: require the API token to reach the pod's URLs (needs daemon support).
         app: accepted for compatibility with Beam, unused.
+        sync: upload the current directory and run the entrypoint in it (at ``/app``), as
+            ``=> Syncing files``; the default is to sync when no ``image`` is given. Files
+            matching the top-level ``.gitignore``/``.coveignore`` are left out, and the total is
+            capped (``COVE_SYNC_MAX_BYTES``, default 100 MiB). Unchanged content is not
+            uploaded again (the daemon keeps it by digest).
         client: the daemon to talk to (default: from ``COVE_API_URL``/``COVE_TOKEN``).
     """
 
@@ -149,8 +158,11 @@ class Pod:
         authorized: bool = False,
         app: str = "",
         *,
+        sync: Optional[bool] = None,
         client: Optional[Client] = None,
     ) -> None:
+        self.sync: bool = (image is None) if sync is None else bool(sync)
+        self._sync_asked = sync
         self.image: Image = Image(base_image=image) if isinstance(image, str) else (image or Image())
         self.ports: List[int] = list(ports or [])
         self.cpu = cpu
@@ -178,12 +190,14 @@ class Pod:
             self._client = Client.default()
         return self._client
 
-    def request_body(self, image_reference: Optional[str] = None) -> Dict[str, Any]:
+    def request_body(self, image_reference: Optional[str] = None, synced: bool = False) -> Dict[str, Any]:
         """The ``POST /v1/pods`` body (``CreatePodRequest``) for this pod.
 
-        ``image_reference`` replaces the image's base reference (a built image's).
+        ``image_reference`` replaces the image's base reference (a built image's);
+        ``synced``: that image holds the synced files, the pod runs in ``/app``.
         """
-        env = dict(self.image.env_vars) if not self.image.needs_build() else {}
+        built = self.image.needs_build() or synced
+        env = dict(self.image.env_vars) if not built else {}
         env.update({str(k): str(v) for k, v in self.env.items()})
         body: Dict[str, Any] = {
             "image": image_reference or self.image.reference(),
@@ -197,11 +211,25 @@ class Pod:
             body["entrypoint"] = [str(a) for a in self.entrypoint]
         if self.name is not None:
             body["name"] = self.name
-        if self.image.base_image_creds and not self.image.needs_build():
+        if synced:
+            body["workdir"] = SYNC_DIR
+        if self.image.base_image_creds and not built:
             body["registry_auth"] = dict(self.image.base_image_creds)
         if self.authorized:
             body["authorized"] = True
         return body
+
+    def _resolve(self, progress: Optional[ProgressFn], log: Optional[ProgressFn]) -> str:
+        """The image to run: with ``sync``, the image plus the current directory at ``/app``
+        (uploaded only if the daemon lacks it), built by the daemon."""
+        extra: List[Dict[str, Any]] = []
+        if self.sync:
+            self.image.reference()  # no image at all is an error before any work
+            if progress is not None:
+                progress("Syncing files")
+            digest = upload_context(self.client, make_tar(os.getcwd()))
+            extra.append({"local_path": {"archive": digest, "remote": SYNC_DIR}})
+        return self.image.resolve(self.client, progress, log, extra_steps=extra)
 
     def _check_authorized(self) -> None:
         if not self.authorized:
@@ -235,8 +263,8 @@ class Pod:
         log = on_log or (None if quiet else print_log)
         self._check_authorized()
         try:
-            reference = self.image.resolve(self.client, progress, log)
-            last = self.client.stream("POST", "/v1/pods", self.request_body(reference), progress)
+            reference = self._resolve(progress, log)
+            last = self.client.stream("POST", "/v1/pods", self.request_body(reference, self.sync), progress)
         except CoveAuthError:
             raise
         except CoveAPIError as e:
@@ -277,10 +305,10 @@ class Pod:
                 f"deployments are not supported by this daemon yet (no POST {DEPLOYMENTS_ROUTE})"
             )
         progress = None if quiet else print_progress
-        reference = self.image.resolve(self.client, progress, None if quiet else print_log)
+        reference = self._resolve(progress, None if quiet else print_log)
         if progress is not None:
             progress(f"Deploying {self.name}")
-        last = self.client.stream("POST", DEPLOYMENTS_ROUTE, self.request_body(reference), progress)
+        last = self.client.stream("POST", DEPLOYMENTS_ROUTE, self.request_body(reference, self.sync), progress)
         deployment = last.get("deployment", last)
         if not isinstance(deployment, dict) or "name" not in deployment:
             raise CoveError(f"the daemon's answer has no deployment: {str(last)[:300]}")

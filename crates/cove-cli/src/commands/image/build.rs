@@ -91,8 +91,21 @@ pub async fn execute(client: &Client, args: BuildArgs) -> Result<i32> {
         let step = upload_path(client, spec).await?;
         req.steps.insert(at + i, step);
     }
+    let img = stream_build(client, &req, true).await?;
+    let mut out = std::io::stdout();
+    writeln!(out, "=> Built {}", img.reference)?;
+    Ok(0)
+}
+
+/// Sends `req` to `POST /v1/images/build` and prints its stream as it comes: progress as
+/// `=> ...`, step output as is (unless `!print`). Returns the built image; a build error is the error.
+pub(crate) async fn stream_build(
+    client: &Client,
+    req: &BuildRequest,
+    print: bool,
+) -> Result<ImageInfo> {
     let resp = client
-        .post_ndjson(client.url(&["v1", "images", "build"], &[]), &req)
+        .post_ndjson(client.url(&["v1", "images", "build"], &[]), req)
         .await?;
     let mut stream = resp.bytes_stream();
     let mut pending: Vec<u8> = Vec::new();
@@ -108,10 +121,10 @@ pub async fn execute(client: &Client, args: BuildArgs) -> Result<i32> {
             if let Some(msg) = ev.error {
                 bail!("{msg}");
             }
-            if let Some(p) = ev.progress {
+            if let Some(p) = ev.progress.filter(|_| print) {
                 writeln!(out, "=> {p}")?;
             }
-            if let Some(l) = ev.log {
+            if let Some(l) = ev.log.filter(|_| print) {
                 writeln!(out, "{l}")?;
             }
             if let Some(i) = ev.image {
@@ -120,9 +133,7 @@ pub async fn execute(client: &Client, args: BuildArgs) -> Result<i32> {
             out.flush().ok();
         }
     }
-    let img = built.context("the daemon ended the build stream without an image")?;
-    writeln!(out, "=> Built {}", img.reference)?;
-    Ok(0)
+    built.context("the daemon ended the build stream without an image")
 }
 
 /// `LOCAL[:REMOTE]` → (local path, remote path).
