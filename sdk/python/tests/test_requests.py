@@ -56,6 +56,10 @@ def test_constructor_steps_and_from_registry():
     assert inst.base_image_creds == {"username": "u", "password": "p"}
     assert Pod(image=inst).request_body()["registry_auth"] == {"username": "u", "password": "p"}
     assert Image(base_image="b", python_version="python3").build_request()["steps"] == [{"python_version": ""}]
+    # A build from a private registry sends the credentials with the build request.
+    built = Image().from_registry("x/y:2", credentials={"username": "u", "password": "p"}).add_commands(["true"])
+    assert built.build_request()["registry_auth"] == {"username": "u", "password": "p"}
+    assert "registry_auth" not in Pod(image=built).request_body("built:ref")
 
 
 def test_bad_builder_input_is_a_clear_error(tmp_path):

@@ -74,6 +74,19 @@ def test_synced_file_is_seen_and_unchanged_files_are_not_uploaded_again(
     assert len(uploads) == 2
 
 
+def test_daemon_answers_whether_it_has_a_context(daemon, tmp_path):
+    from cove import Client
+
+    client = Client()
+    (tmp_path / "f.txt").write_text("content for the HEAD check\n")
+    data = cove.sync.make_tar(str(tmp_path))
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert cove.sync.has_context(client, "sha256:" + "0" * 64) is False
+    if not cove.sync.has_context(client, digest):
+        assert cove.sync.upload_context(client, data) == digest
+    assert cove.sync.has_context(client, digest) is True
+
+
 def test_the_tar_is_deterministic_and_respects_ignores(tmp_path):
     (tmp_path / "b.txt").write_text("b")
     (tmp_path / "a.txt").write_text("a")
