@@ -26,6 +26,14 @@ fn logs_of(d: &Daemon, out: &str) -> String {
     ok(&d.cli(&["container", "logs", &id]))
 }
 
+/// How many uploads of a build context the daemon has logged (its request log has
+/// `method=POST path=/v1/images/build/context}` per upload; HEAD checks are not counted).
+fn uploads(d: &Daemon) -> usize {
+    d.log()
+        .matches("method=POST path=/v1/images/build/context}")
+        .count()
+}
+
 #[test]
 fn run_sync_uploads_the_dir_and_runs_in_it() {
     let d = Daemon::start();
@@ -56,6 +64,7 @@ fn run_sync_uploads_the_dir_and_runs_in_it() {
     assert!(out.contains("=> Building image"), "{out}");
     let log = logs_of(&d, &out);
     assert!(log.contains("hello from cove run --sync"), "{log}");
+    assert_eq!(uploads(&d), 1);
 
     // Ignored entries are absent; the pod's working directory is /app.
     let out = run("sh -c 'pwd; ls -a; test -e secret.txt || echo no-secret; test -e cache || echo no-cache; test -e .git || echo no-git'");
@@ -87,6 +96,7 @@ fn run_sync_uploads_the_dir_and_runs_in_it() {
         "a new build: {out}"
     );
     assert!(logs_of(&d, &out).contains("changed content"));
+    assert_eq!(uploads(&d), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
