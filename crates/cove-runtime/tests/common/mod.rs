@@ -112,6 +112,9 @@ impl Drop for Harness {
         for d in cove_runtime::leftover_dirs(&self.cfg.id) {
             let _ = std::fs::remove_dir(d);
         }
+        // The shared parent goes once the last test's container is gone
+        // (rmdir fails, harmlessly, while others still use it).
+        cove_runtime::remove_cgroup_parent(&self.cfg.cgroup_parent);
         let _ = std::fs::remove_dir_all(&self.base);
     }
 }
