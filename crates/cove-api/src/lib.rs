@@ -7,6 +7,8 @@ mod auth;
 mod error;
 pub mod openapi;
 mod routes;
+mod stream;
+mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,16 +1,13 @@
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use cove_types::{BuildContext, BuildEvent, BuildRequest, ErrorBody};
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tracing::{instrument, Instrument};
+use tracing::instrument;
 
-use crate::routes::pods::NDJSON;
-use crate::{ApiError, AppState};
+use crate::{stream, upload, ApiError, AppState};
 
 /// Build an image: run each step in a container on top of the previous
 /// result and keep its changes as a layer. Identical builds (same base
@@ -35,37 +32,16 @@ pub async fn build_image(
     let Json(req) = body?;
     req.validate().map_err(ApiError::bad_request)?;
     let lifecycle = state.lifecycle.clone();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    tokio::spawn(
-        async move {
-            let sink = {
-                let tx = tx.clone();
-                move |ev: BuildEvent| {
-                    let line = serde_json::to_string(&ev).unwrap_or_default();
-                    let _ = tx.send(line);
-                }
-            };
-            let last = match lifecycle.build_image(&req, &sink).await {
-                Ok(image) => serde_json::json!({ "image": image }),
-                Err(e) => {
-                    let e = ApiError::from(e);
-                    serde_json::json!({ "error": e.message, "status": e.status.as_u16() })
-                }
-            };
-            let _ = tx.send(last.to_string());
+    Ok(stream::ndjson(move |lines| async move {
+        let sink = {
+            let lines = lines.clone();
+            move |event: BuildEvent| lines.send(&event)
+        };
+        match lifecycle.build_image(&req, &sink).await {
+            Ok(image) => lines.send(&serde_json::json!({ "image": image })),
+            Err(e) => lines.error(e),
         }
-        .in_current_span(),
-    );
-    let lines = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
-        .map(|line| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line + "\n")));
-    Ok((
-        [
-            (header::CONTENT_TYPE, NDJSON),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(lines),
-    )
-        .into_response())
+    }))
 }
 
 /// Upload a tar for `local_path` build steps; answers its digest. The tar is
@@ -79,35 +55,11 @@ pub async fn upload_build_context(
     State(state): State<AppState>,
     body: Body,
 ) -> Result<Json<BuildContext>, ApiError> {
-    let tmp_dir = state.lifecycle.config().data_dir.join("tmp");
-    let internal = |what: &str, e: std::io::Error| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
-    };
-    tokio::fs::create_dir_all(&tmp_dir)
-        .await
-        .map_err(|e| internal("creating tmp dir", e))?;
-    let path = tmp_dir.join(format!("context-{}.tar", uuid::Uuid::new_v4()));
-    let result = async {
-        let mut file = tokio::fs::File::create(&path)
-            .await
-            .map_err(|e| internal("creating upload file", e))?;
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading upload: {e}")))?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| internal("writing upload", e))?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| internal("writing upload", e))?;
-        let lifecycle = state.lifecycle.clone();
-        let upload = path.clone();
-        crate::detached(async move { lifecycle.store_build_context(&upload).await }).await
-    }
-    .await;
-    let _ = tokio::fs::remove_file(&path).await;
-    Ok(Json(result?))
+    let upload = upload::save(&state, body, "context").await?;
+    let lifecycle = state.lifecycle.clone();
+    // The upload is dropped (removed) by the task, once the work is done.
+    let stored = crate::detached(async move { lifecycle.store_build_context(&upload.path).await });
+    Ok(Json(stored.await?))
 }
 
 /// Whether a build context is stored: 200 if the daemon has the tar with this

@@ -1,17 +1,13 @@
-use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cove_lifecycle::validate_deploy;
 use cove_types::{CreatePodRequest, DeployEvent, Deployment, ErrorBody};
-use futures::StreamExt;
-use tracing::{info, instrument, Instrument};
+use tracing::{info, instrument};
 
-use crate::{ApiError, AppState};
-
-const NDJSON: &str = "application/x-ndjson";
+use crate::{stream, ApiError, AppState};
 
 /// Deploy a pod under its `name`: the first deploy creates the deployment and
 /// its stable URL, later ones add a version that replaces the running one
@@ -36,11 +32,7 @@ pub async fn deploy(
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let lifecycle = state.lifecycle.clone();
-    let streamed = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains(NDJSON));
-    if !streamed {
+    if !stream::wants_ndjson(&headers) {
         // Its own task: a client hanging up cannot interrupt a deploy halfway.
         let deployment = crate::detached(async move {
             let progress = |msg: String| info!(%msg, "deploy progress");
@@ -50,53 +42,24 @@ pub async fn deploy(
         return Ok((StatusCode::CREATED, Json(deployment)).into_response());
     }
     validate_deploy(&req)?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    tokio::spawn(
-        async move {
-            let progress = {
-                let tx = tx.clone();
-                move |msg: String| {
-                    let _ = tx.send(line(&DeployEvent {
-                        progress: Some(msg),
-                        ..Default::default()
-                    }));
-                }
-            };
-            let last = match lifecycle.deploy(&req, &progress).await {
-                Ok(d) => DeployEvent {
-                    deployment: Some(d),
+    Ok(stream::ndjson(move |lines| async move {
+        let progress = {
+            let lines = lines.clone();
+            move |msg: String| {
+                lines.send(&DeployEvent {
+                    progress: Some(msg),
                     ..Default::default()
-                },
-                Err(e) => {
-                    let e = ApiError::from(e);
-                    DeployEvent {
-                        error: Some(e.message),
-                        status: Some(e.status.as_u16()),
-                        ..Default::default()
-                    }
-                }
-            };
-            let _ = tx.send(line(&last));
+                })
+            }
+        };
+        match lifecycle.deploy(&req, &progress).await {
+            Ok(d) => lines.send(&DeployEvent {
+                deployment: Some(d),
+                ..Default::default()
+            }),
+            Err(e) => lines.error(e),
         }
-        .in_current_span(),
-    );
-    let lines = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
-        .map(|l| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(l)));
-    Ok((
-        [
-            (header::CONTENT_TYPE, NDJSON),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(lines),
-    )
-        .into_response())
-}
-
-fn line(event: &DeployEvent) -> String {
-    let mut s = serde_json::to_string(event)
-        .unwrap_or_else(|e| format!("{{\"error\":\"encoding an event: {e}\"}}"));
-    s.push('\n');
-    s
+    }))
 }
 
 /// Every deployment, by name.

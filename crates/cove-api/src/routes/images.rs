@@ -4,12 +4,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use cove_types::{ErrorBody, ImageInfo, PullRequest};
-use futures::StreamExt;
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 use tracing::{info, instrument};
 
-use crate::{ApiError, AppState};
+use crate::{upload, ApiError, AppState};
 
 #[utoipa::path(get, path = "/v1/images", responses((status = 200, body = Vec<ImageInfo>)))]
 pub async fn list_images(State(state): State<AppState>) -> Result<Json<Vec<ImageInfo>>, ApiError> {
@@ -65,34 +63,14 @@ pub async fn import_image(
     Query(q): Query<ReferenceQuery>,
     body: Body,
 ) -> Result<Json<Vec<ImageInfo>>, ApiError> {
-    let tmp_dir = state.lifecycle.config().data_dir.join("tmp");
-    let internal = |what: &str, e: std::io::Error| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
-    };
-    tokio::fs::create_dir_all(&tmp_dir)
-        .await
-        .map_err(|e| internal("creating tmp dir", e))?;
-    let path = tmp_dir.join(format!("import-{}.tar", uuid::Uuid::new_v4()));
-    let result = async {
-        let mut file = tokio::fs::File::create(&path)
+    let upload = upload::save(&state, body, "import").await?;
+    let lifecycle = state.lifecycle.clone();
+    let reference = q.reference.clone();
+    // The upload is dropped (removed) by the task, once the work is done.
+    let imported = crate::detached(async move {
+        lifecycle
+            .import_image(&upload.path, reference.as_deref())
             .await
-            .map_err(|e| internal("creating upload file", e))?;
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading upload: {e}")))?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| internal("writing upload", e))?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| internal("writing upload", e))?;
-        let lifecycle = state.lifecycle.clone();
-        let (upload, reference) = (path.clone(), q.reference.clone());
-        crate::detached(async move { lifecycle.import_image(&upload, reference.as_deref()).await })
-            .await
-    }
-    .await;
-    let _ = tokio::fs::remove_file(&path).await;
-    Ok(Json(result?))
+    });
+    Ok(Json(imported.await?))
 }

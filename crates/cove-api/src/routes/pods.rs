@@ -1,18 +1,13 @@
-use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cove_lifecycle::LifecycleError;
 use cove_types::{validate_pod_spec, CreateEvent, CreatePodRequest, CreatePodResponse, ErrorBody};
-use futures::StreamExt;
-use tracing::{info, instrument, Instrument};
+use tracing::{info, instrument};
 
-use crate::{ApiError, AppState};
-
-/// The media type of a streamed create: one JSON object per line.
-pub const NDJSON: &str = "application/x-ndjson";
+use crate::{stream, ApiError, AppState};
 
 /// Launch a pod: pull its image if needed, start its container, and return
 /// it with its URLs once it runs.
@@ -36,7 +31,7 @@ pub async fn create_pod(
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let lifecycle = state.lifecycle.clone();
-    if !wants_ndjson(&headers) {
+    if !stream::wants_ndjson(&headers) {
         // A client that hangs up must not cancel a create halfway: the work
         // runs in its own task, which finishes (or rolls back) whatever
         // happens here.
@@ -48,57 +43,22 @@ pub async fn create_pod(
         return Ok((StatusCode::CREATED, Json(CreatePodResponse { container })).into_response());
     }
     validate_pod_spec(&req).map_err(LifecycleError::from)?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    tokio::spawn(
-        async move {
-            let progress = {
-                let tx = tx.clone();
-                move |msg: String| {
-                    let event = CreateEvent {
-                        progress: Some(msg),
-                        ..Default::default()
-                    };
-                    let _ = tx.send(encode(&event));
-                }
-            };
-            let last = match lifecycle.create_pod(&req, &progress).await {
-                Ok(container) => CreateEvent {
-                    container: Some(container),
+    Ok(stream::ndjson(move |lines| async move {
+        let progress = {
+            let lines = lines.clone();
+            move |msg: String| {
+                lines.send(&CreateEvent {
+                    progress: Some(msg),
                     ..Default::default()
-                },
-                Err(e) => {
-                    let e = ApiError::from(e);
-                    CreateEvent {
-                        error: Some(e.message),
-                        status: Some(e.status.as_u16()),
-                        ..Default::default()
-                    }
-                }
-            };
-            let _ = tx.send(encode(&last));
+                })
+            }
+        };
+        match lifecycle.create_pod(&req, &progress).await {
+            Ok(container) => lines.send(&CreateEvent {
+                container: Some(container),
+                ..Default::default()
+            }),
+            Err(e) => lines.error(e),
         }
-        .in_current_span(),
-    );
-    let lines = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
-        .map(|line| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line + "\n")));
-    Ok((
-        [
-            (header::CONTENT_TYPE, NDJSON),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(lines),
-    )
-        .into_response())
-}
-
-fn wants_ndjson(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains(NDJSON))
-}
-
-fn encode(event: &CreateEvent) -> String {
-    serde_json::to_string(event)
-        .unwrap_or_else(|e| format!("{{\"error\":\"encoding an event: {e}\"}}"))
+    }))
 }
