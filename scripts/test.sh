@@ -36,7 +36,7 @@ snapshot() {
   {
     ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^(cove|cv)' || true
     awk '{print $2}' /proc/mounts | grep -E '^/tmp/cove-test' || true
-    ls -d /tmp/cove-test-* 2>/dev/null || true
+    ls -d /tmp/cove-* 2>/dev/null || true
     nft list tables 2>/dev/null | grep -E 'cove_' || true
   } | sort
 }

@@ -378,7 +378,7 @@ fn a_build_cut_by_a_daemon_crash_leaves_nothing_after_the_restart() {
 #[test]
 fn local_paths_are_uploaded_added_and_keyed_by_content() {
     let d = Daemon::start();
-    let src = tempdir("cove-build-context");
+    let src = scratch_dir("cove-build-context");
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("a.txt"), "from-a\n").unwrap();
     std::fs::write(src.join("sub/b.txt"), "from-b\n").unwrap();

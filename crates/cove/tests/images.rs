@@ -57,7 +57,7 @@ fn pull_list_rm() {
 fn import_oci_layout_and_docker_archive() {
     let d = Daemon::start();
     let layout = test_image_layout();
-    let work = tempdir("cove-test-import");
+    let work = scratch_dir("cove-test-import");
     // A one-tag OCI layout.
     let single = work.join("single");
     let o = Command::new("skopeo")

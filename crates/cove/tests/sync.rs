@@ -37,7 +37,7 @@ fn uploads(d: &Daemon) -> usize {
 #[test]
 fn run_sync_uploads_the_dir_and_runs_in_it() {
     let d = Daemon::start();
-    let dir = tempdir("cove-sync");
+    let dir = scratch_dir("cove-sync");
     std::fs::write(dir.join("hello.txt"), "hello from cove run --sync\n").unwrap();
     std::fs::write(dir.join("secret.txt"), "must not be synced\n").unwrap();
     std::fs::create_dir_all(dir.join("cache")).unwrap();
@@ -103,7 +103,7 @@ fn run_sync_uploads_the_dir_and_runs_in_it() {
 #[test]
 fn run_sync_over_the_cap_is_one_error_and_creates_nothing() {
     let d = Daemon::start();
-    let dir = tempdir("cove-sync-big");
+    let dir = scratch_dir("cove-sync-big");
     std::fs::write(dir.join("big.bin"), vec![b'x'; 4096]).unwrap();
     let image = registry().image("latest");
     let before = d.list(true).len();

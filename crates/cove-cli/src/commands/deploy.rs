@@ -216,12 +216,26 @@ pub async fn execute(client: &Client, args: DeployArgs) -> Result<i32> {
 mod tests {
     use super::*;
 
-    fn write(name: &str, text: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("cove-deploy-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
+    /// A manifest file, removed when dropped (each test uses its own names).
+    struct Manifest(std::path::PathBuf);
+
+    impl Manifest {
+        fn path(&self) -> String {
+            self.0.to_string_lossy().into_owned()
+        }
+    }
+
+    impl Drop for Manifest {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn write(name: &str, text: &str) -> Manifest {
+        let p =
+            std::env::temp_dir().join(format!("cove-deploy-test-{}-{name}", std::process::id()));
         std::fs::write(&p, text).unwrap();
-        p.to_string_lossy().into_owned()
+        Manifest(p)
     }
 
     #[test]
@@ -231,7 +245,7 @@ mod tests {
             "name = \"web\"\nimage = \"busybox\"\nports = [8000]\ncpu = 0.5\nmemory = \"1Gi\"\n\
              entrypoint = \"httpd -f -p 8000\"\nkeep_warm_seconds = -1\n[env]\nA = \"1\"\n",
         );
-        let r = load_request(&t, &|_| {}).unwrap();
+        let r = load_request(&t.path(), &|_| {}).unwrap();
         assert_eq!(r.name.as_deref(), Some("web"));
         assert_eq!(r.entrypoint.unwrap(), ["httpd", "-f", "-p", "8000"]);
         assert_eq!(r.memory, Some(Quantity::Text("1Gi".into())));
@@ -241,7 +255,7 @@ mod tests {
             "app.yaml",
             "name: web\nimage: busybox\nports: [8000]\nentrypoint: [httpd, -f]\n",
         );
-        let r = load_request(&y, &|_| {}).unwrap();
+        let r = load_request(&y.path(), &|_| {}).unwrap();
         assert_eq!(r.entrypoint.unwrap(), ["httpd", "-f"]);
         assert_eq!(r.ports, [8000]);
     }
@@ -249,12 +263,12 @@ mod tests {
     #[test]
     fn bad_manifests_name_the_problem() {
         let t = write("noname.toml", "image = \"busybox\"\n");
-        assert!(load_request(&t, &|_| {})
+        assert!(load_request(&t.path(), &|_| {})
             .unwrap_err()
             .to_string()
             .contains("needs a name"));
         let t = write("typo.toml", "name = \"a\"\nimage = \"b\"\nprots = [1]\n");
-        assert!(load_request(&t, &|_| {})
+        assert!(load_request(&t.path(), &|_| {})
             .unwrap_err()
             .to_string()
             .contains("prots"));

@@ -122,7 +122,36 @@ pub fn failed_with(o: &Output, needles: &[&str]) -> String {
     line.to_string()
 }
 
-/// A fresh directory under /tmp (not removed automatically).
+/// A fresh directory under /tmp, removed with its content when dropped
+/// (also when the test fails).
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh scratch directory for a test's own files, removed when dropped.
+pub fn scratch_dir(prefix: &str) -> TempDir {
+    TempDir(tempdir(prefix))
+}
+
+/// A fresh directory under /tmp that its owner removes (the daemon's data
+/// dir, the registry's storage).
 pub fn tempdir(prefix: &str) -> PathBuf {
     let mut buf = [0u8; 8];
     std::fs::File::open("/dev/urandom")
