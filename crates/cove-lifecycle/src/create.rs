@@ -24,15 +24,9 @@ impl Lifecycle {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Container, LifecycleError> {
         let spec = validate_pod_spec(req)?;
-        if self.inner.images.get(&spec.image)?.is_some() {
-            progress("Using cached image".to_string());
-        }
-        let image = self
-            .inner
-            .images
-            .ensure(&spec.image, req.registry_auth.as_ref(), progress)
+        let (image, args) = self
+            .image_and_args(&spec, req.registry_auth.as_ref(), progress)
             .await?;
-        let args = resolve_args(&spec, &image)?;
         let pod_id = uuid::Uuid::new_v4().to_string();
         let id = format!(
             "pod-{pod_id}-{}",
@@ -229,12 +223,30 @@ fn user_or_runtime_error(e: cove_runtime::RuntimeError) -> LifecycleError {
     LifecycleError::Runtime(e)
 }
 
+impl Lifecycle {
+    /// The image a spec names (the local one, else pulled) and the command its
+    /// container runs. One lookup: a cached image is reported as such.
+    pub(crate) async fn image_and_args(
+        &self,
+        spec: &ValidPodSpec,
+        auth: Option<&cove_types::RegistryAuth>,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<(Image, Vec<String>), LifecycleError> {
+        let image = match self.inner.images.get(&spec.image)? {
+            Some(image) => {
+                progress("Using cached image".to_string());
+                image
+            }
+            None => self.inner.images.pull(&spec.image, auth, progress).await?,
+        };
+        let args = resolve_args(spec, &image)?;
+        Ok((image, args))
+    }
+}
+
 /// The command a container runs: the pod's entrypoint, else the image's
 /// entrypoint + cmd.
-pub(crate) fn resolve_args(
-    spec: &ValidPodSpec,
-    image: &Image,
-) -> Result<Vec<String>, LifecycleError> {
+fn resolve_args(spec: &ValidPodSpec, image: &Image) -> Result<Vec<String>, LifecycleError> {
     let args = match &spec.entrypoint {
         Some(ep) => ep.clone(),
         None => {

@@ -19,7 +19,6 @@ use cove_types::{
 };
 use tracing::{info, instrument, warn};
 
-use crate::create::resolve_args;
 use crate::{Lifecycle, LifecycleError};
 
 /// How long a replaced container may finish its requests in flight.
@@ -154,15 +153,9 @@ impl Lifecycle {
     ) -> Result<Deployment, LifecycleError> {
         let spec = validate_deploy(req)?;
         let name = spec.name.clone().unwrap_or_default();
-        if self.inner.images.get(&spec.image)?.is_some() {
-            progress("Using cached image".to_string());
-        }
-        let image = self
-            .inner
-            .images
-            .ensure(&spec.image, req.registry_auth.as_ref(), progress)
+        let (image, args) = self
+            .image_and_args(&spec, req.registry_auth.as_ref(), progress)
             .await?;
-        let args = resolve_args(&spec, &image)?;
         let _deploying = self.inner.deploys.deploy.lock().await;
         match self.inner.store.get_deployment_by_name(&name)? {
             None => {

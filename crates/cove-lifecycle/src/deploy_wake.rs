@@ -10,7 +10,6 @@ use cove_types::{ContainerStatus, DeploymentStatus, ValidPodSpec};
 use futures::future::BoxFuture;
 use tracing::{info, instrument, warn};
 
-use crate::create::resolve_args;
 use crate::deploy::new_container_row;
 use crate::{Inner, Lifecycle, LifecycleError};
 
@@ -93,8 +92,7 @@ impl Lifecycle {
     pub(crate) async fn start_version(&self, row: &DeploymentRow) -> Result<(), LifecycleError> {
         let spec = self.version_spec(row)?;
         let pod_id = row.pod_id.clone().unwrap_or_default();
-        let image = self.inner.images.ensure(&spec.image, None, &|_| {}).await?;
-        let args = resolve_args(&spec, &image)?;
+        let (image, args) = self.image_and_args(&spec, None, &|_| {}).await?;
         let ctr = new_container_row(&pod_id, &image.reference, now_ms());
         self.inner.store.insert_container(&ctr)?;
         self.set_placement(&pod_id, Some(crate::deploy::placement_of(row)));
