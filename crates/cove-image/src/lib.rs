@@ -11,10 +11,13 @@
 //! * `build`, `layer_from_dir` — images made by builds: a container's
 //!   overlay upper dir turned back into an OCI layer on top of its image.
 //! * `store`, `gc` — [`ImageStore`]: the `images` table; removal and GC.
+//! * `sync_files` — synced files stored one by one by digest, and the build
+//!   contexts assembled from them.
 //!
 //! On disk (`<data_dir>/images`): `blobs/sha256/<hex>`, `l/<12 hex of diff_id>`
 //! (unpacked layers; short for the overlay option limit), `tmp/` (in-flight
-//! downloads/unpacks, wiped on open), `empty/` (the lower of zero-layer images).
+//! downloads/unpacks, wiped on open), `empty/` (the lower of zero-layer images),
+//! `files/sha256/<hex>` (synced files).
 
 mod blobs;
 mod build;
@@ -29,6 +32,7 @@ mod overlay;
 pub mod pull;
 pub mod reference;
 mod store;
+mod sync_files;
 mod unpack;
 mod whiteout;
 
@@ -36,6 +40,7 @@ pub use build::{build_step_keys, LayerCommit};
 pub use config::ImageConfig;
 pub use error::ImageError;
 pub use store::{Image, ImageStore, ImageStoreOptions};
+pub use sync_files::SyncFilesError;
 
 /// Unpacks an uncompressed layer tar into `dest` with every safety check the
 /// pull path uses. Exposed for tests and tools.

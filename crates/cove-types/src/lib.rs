@@ -8,11 +8,15 @@ pub mod api;
 pub mod deploy;
 pub mod quantity;
 pub mod spec;
+pub mod sync;
 
 pub use api::*;
 pub use deploy::{DeployEvent, Deployment, DeploymentStatus, MAX_DEPLOYMENT_NAME_LEN};
 pub use quantity::{parse_cpu_millis, parse_memory_mib, Quantity, QuantityError};
 pub use spec::{validate_pod_spec, SpecError, ValidPodSpec};
+pub use sync::{
+    SyncEntry, SyncEntryKind, SyncFilesStored, SyncManifest, SyncMissing, MAX_SYNC_ENTRIES,
+};
 
 /// Default idle timeout of a pod, in seconds (the guide's "10 minutes").
 pub const DEFAULT_KEEP_WARM_SECONDS: i64 = 600;
