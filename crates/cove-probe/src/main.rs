@@ -1,0 +1,81 @@
+//! `cove-probe`: escape attempts, one per subcommand, run inside a pod by the security
+//! tests (`crates/cove/tests/security/`).
+//!
+//! Each subcommand tries one thing a pod must not be able to do, with raw syscalls, and
+//! exits **0 only if the attempt succeeded**, 1 if it was refused (printing why), 2 on a
+//! usage error. The `control-*`-style subcommands (`fork`, `socket-udp`, `mkfifo`, ...) are
+//! the same code paths doing something allowed, so a test can show the probe works.
+//! Built as a static executable (`-C target-feature=+crt-static`) so it runs in any image.
+
+mod exhaust;
+mod fs;
+mod kernel;
+mod net;
+mod outcome;
+
+use outcome::Outcome;
+
+const USAGE: &str = "usage: cove-probe <attack> [args...]
+  processes:  find-proc NEEDLE | signal PID | ptrace PID | ptrace-child
+  files:      read PATH | write PATH DATA | write-same PATH | mknod PATH | mkfifo PATH
+              chroot-escape PATH | open-by-handle
+  kernel:     mount DIR | init-module | finit-module | keyctl | add-key | bpf | perf
+              unshare-user | unshare-mount | clone-newuser | clone3-newuser | fork
+              raise-nofile | uname
+  network:    connect IP PORT | socket-raw | socket-packet | socket-udp
+  exhaustion: forkbomb | memhog | nofile | fill PATH MAX_MIB
+exit 0: the attempt succeeded; 1: it was refused; 2: usage error";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = match a.as_slice() {
+        ["find-proc", needle] => fs::find_proc(needle),
+        ["signal", pid] => parse(pid).map_or_else(usage, kernel::signal),
+        ["ptrace", pid] => parse(pid).map_or_else(usage, kernel::ptrace),
+        ["ptrace-child"] => kernel::ptrace_child(),
+        ["read", path] => fs::read(path),
+        ["write", path, data] => fs::write(path, data.as_bytes()),
+        ["write-same", path] => fs::write_same(path),
+        ["mknod", path] => fs::mknod(path),
+        ["mkfifo", path] => fs::mkfifo(path),
+        ["chroot-escape", path] => fs::chroot_escape(path),
+        ["open-by-handle"] => fs::open_by_handle(),
+        ["mount", dir] => kernel::mount_tmpfs(dir),
+        ["init-module"] => kernel::init_module(),
+        ["finit-module"] => kernel::finit_module(),
+        ["keyctl"] => kernel::keyctl(),
+        ["add-key"] => kernel::add_key(),
+        ["bpf"] => kernel::bpf(),
+        ["perf"] => kernel::perf(),
+        ["unshare-user"] => kernel::unshare(libc::CLONE_NEWUSER),
+        ["unshare-mount"] => kernel::unshare(libc::CLONE_NEWNS),
+        ["clone-newuser"] => kernel::clone_with(libc::CLONE_NEWUSER),
+        ["clone3-newuser"] => kernel::clone3_newuser(),
+        ["fork"] => kernel::clone_with(0),
+        ["raise-nofile"] => exhaust::raise_nofile(),
+        ["uname"] => kernel::uname(),
+        ["connect", ip, port] => parse(port).map_or_else(usage, |p| net::connect(ip, p)),
+        ["socket-raw"] => net::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
+        ["socket-packet"] => net::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            i32::from((libc::ETH_P_ALL as u16).to_be()),
+        ),
+        ["socket-udp"] => net::socket(libc::AF_INET, libc::SOCK_DGRAM, 0),
+        ["forkbomb"] => exhaust::forkbomb(),
+        ["memhog"] => exhaust::memhog(),
+        ["nofile"] => exhaust::nofile(),
+        ["fill", path, max] => parse(max).map_or_else(usage, |m| exhaust::fill(path, m)),
+        _ => usage(()),
+    };
+    std::process::exit(outcome.report());
+}
+
+fn parse<T: std::str::FromStr>(s: &str) -> Result<T, ()> {
+    s.parse().map_err(|_| ())
+}
+
+fn usage(_: ()) -> Outcome {
+    Outcome::Usage(USAGE.to_string())
+}
