@@ -14,8 +14,10 @@ use crate::routes;
         routes::container_logs, routes::exec_container,
         routes::deploy, routes::list_deployments, routes::get_deployment,
         routes::stop_deployment, routes::start_deployment, routes::delete_deployment,
+        routes::deployment_versions, routes::rollback_deployment,
         routes::list_images, routes::pull_image, routes::remove_image, routes::import_image,
         routes::build_image, routes::upload_build_context, routes::has_build_context,
+        routes::missing_sync_files, routes::upload_sync_files, routes::assemble_sync_context,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -1,28 +1,31 @@
-//! Syncing files (`cove run --sync [DIR]`): a directory as a deterministic tar
-//! (sorted entries, mtime 0, uid/gid 0, no owner names), so identical content has
-//! the same sha256 and the daemon, which stores build contexts by digest, is not
-//! sent it twice.
+//! Syncing files (`cove run --sync [DIR]`), content-addressed per file: only
+//! files the daemon does not have are sent.
 //!
-//! Top-level `.gitignore` and `.coveignore` patterns are respected (`*.log`,
-//! `build/`, `/top-only`, `!keep.log`; the last matching pattern wins); `.git/`,
-//! `__pycache__/` and `.venv/` are always skipped. The total size of the files is
-//! capped ([`DEFAULT_MAX_BYTES`], `COVE_SYNC_MAX_BYTES`): over it is an error
-//! before anything is read or sent. The Python SDK (`cove/sync.py`) follows the
-//! same rules.
+//! 1. [`manifest::scan`] lists DIR (what the ignore rules of [`ignore`] keep:
+//!    nested `.gitignore`/`.coveignore`, `**`; `.git`, `__pycache__`, `.venv`
+//!    always skipped) with each file's size and sha256, after checking the
+//!    total against the cap ([`DEFAULT_MAX_BYTES`], `COVE_SYNC_MAX_BYTES`).
+//! 2. `POST /v1/images/build/files/missing` with the manifest answers the
+//!    digests the daemon lacks; `POST /v1/images/build/files` sends just those
+//!    (one tar, entries named by digest; the daemon verifies each).
+//! 3. `POST /v1/images/build/files/context` has the daemon assemble the
+//!    deterministic tar of the manifest and store it as a build context: the
+//!    same content gives the same digest, so the build is cached.
+//!
+//! The Python SDK (`cove/sync.py`) follows the same rules.
 
-use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+pub mod ignore;
+pub mod manifest;
+
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
+use cove_types::{BuildContext, SyncFilesStored, SyncMissing};
+
+use crate::Client;
 
 /// The default cap on a synced directory: 100 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
-/// Directories never synced.
-const ALWAYS_SKIPPED: [&str; 3] = [".git", "__pycache__", ".venv"];
-/// Ignore files read at the top of the synced directory.
-const IGNORE_FILES: [&str; 2] = [".gitignore", ".coveignore"];
 
 /// The cap: `COVE_SYNC_MAX_BYTES` or [`DEFAULT_MAX_BYTES`].
 pub fn max_bytes() -> Result<u64> {
@@ -35,267 +38,58 @@ pub fn max_bytes() -> Result<u64> {
     }
 }
 
-/// One ignore pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule {
-    pattern: String,
-    negated: bool,
-    dir_only: bool,
-    /// Matched against the whole relative path (it had a `/`), else against the name.
-    anchored: bool,
+/// What a sync did.
+#[derive(Debug, Clone)]
+pub struct Synced {
+    /// The build context holding the directory, for a `local_path` step.
+    pub context: BuildContext,
+    /// Files in the directory, and how many of them (distinct contents) were sent.
+    pub files: usize,
+    pub uploaded: u64,
+    pub uploaded_bytes: u64,
 }
 
-/// The patterns of a directory's top-level ignore files.
-#[derive(Debug, Default)]
-pub struct Ignore {
-    rules: Vec<Rule>,
-}
-
-impl Ignore {
-    /// Reads `root/.gitignore` and `root/.coveignore` (missing ones are fine).
-    pub fn load(root: &Path) -> Result<Ignore> {
-        let mut text = String::new();
-        for name in IGNORE_FILES {
-            let p = root.join(name);
-            match fs::read(&p) {
-                Ok(b) => {
-                    text.push_str(&String::from_utf8_lossy(&b));
-                    text.push('\n');
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
-            }
-        }
-        Ok(Ignore::parse(&text))
-    }
-
-    /// Patterns from ignore-file text.
-    pub fn parse(text: &str) -> Ignore {
-        let mut rules = Vec::new();
-        for line in text.lines() {
-            let mut line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let negated = line.starts_with('!');
-            if negated {
-                line = &line[1..];
-            }
-            let dir_only = line.ends_with('/');
-            let line = line.trim_end_matches('/');
-            let anchored = line.contains('/');
-            let line = line.trim_start_matches('/');
-            if !line.is_empty() {
-                rules.push(Rule {
-                    pattern: line.to_string(),
-                    negated,
-                    dir_only,
-                    anchored,
-                });
-            }
-        }
-        Ignore { rules }
-    }
-
-    /// Whether `rel` (`/`-separated, under the root) is left out.
-    pub fn ignored(&self, rel: &str, is_dir: bool) -> bool {
-        let name = rel.rsplit('/').next().unwrap_or(rel);
-        if is_dir && ALWAYS_SKIPPED.contains(&name) {
-            return true;
-        }
-        let mut out = false;
-        for r in &self.rules {
-            if r.dir_only && !is_dir {
-                continue;
-            }
-            let target = if r.anchored { rel } else { name };
-            if glob_match(r.pattern.as_bytes(), target.as_bytes()) {
-                out = !r.negated;
-            }
-        }
-        out
-    }
-}
-
-/// `*` (any run), `?` (one byte) and literal bytes, like Python's `fnmatch` without classes.
-fn glob_match(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
-            pi += 1;
-            si += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, si));
-            pi += 1;
-        } else if let Some((sp, ss)) = star {
-            pi = sp + 1;
-            si = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|b| *b == b'*')
-}
-
-/// An entry to sync: its path in the tar and on disk.
-#[derive(Debug)]
-struct Entry {
-    rel: String,
-    path: PathBuf,
-    meta: fs::Metadata,
-}
-
-fn collect(dir: &Path, rel: &str, ignore: &Ignore, out: &mut Vec<Entry>) -> Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .with_context(|| format!("cannot sync {}", dir.display()))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("cannot sync {}", dir.display()))?;
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        let name = name
-            .to_str()
-            .with_context(|| format!("cannot sync {}: its name is not UTF-8", path.display()))?;
-        let child = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let meta = fs::symlink_metadata(&path)
-            .with_context(|| format!("cannot sync {}", path.display()))?;
-        let is_dir = meta.is_dir();
-        if ignore.ignored(&child, is_dir) {
-            continue;
-        }
-        out.push(Entry {
-            rel: child.clone(),
-            path: path.clone(),
-            meta,
-        });
-        if is_dir {
-            collect(&path, &child, ignore, out)?;
-        }
-    }
-    Ok(())
-}
-
-/// The deterministic tar of `root` and its `sha256:<hex>`.
-///
-/// Errors (one line, naming the problem): `root` is not a directory, the files
-/// total more than `cap` bytes (nothing is read then), a file cannot be read.
-pub fn make_tar(root: &Path, cap: u64) -> Result<(Vec<u8>, String)> {
-    let meta = fs::metadata(root).with_context(|| format!("cannot sync {}", root.display()))?;
-    if !meta.is_dir() {
-        bail!("cannot sync {}: not a directory", root.display());
-    }
-    let ignore = Ignore::load(root)?;
-    let mut entries = Vec::new();
-    collect(root, "", &ignore, &mut entries)?;
-    let total: u64 = entries
+/// Syncs `dir` to the daemon (see the module docs); nothing is sent if the
+/// directory cannot be read in full or is over the cap.
+pub async fn sync_dir(client: &Client, dir: &Path) -> Result<Synced> {
+    let cap = max_bytes()?;
+    let root = dir.to_path_buf();
+    let local = tokio::task::spawn_blocking(move || manifest::scan(&root, cap))
+        .await
+        .context("the sync task failed")??;
+    let files = local
+        .manifest
+        .entries
         .iter()
-        .filter(|e| e.meta.is_file())
-        .map(|e| e.meta.len())
-        .sum();
-    if total > cap {
-        bail!(
-            "cannot sync {}: its files total {total} bytes ({:.1} MiB), over the cap of {cap} bytes ({:.1} MiB); add patterns to .coveignore or raise COVE_SYNC_MAX_BYTES",
-            root.display(),
-            total as f64 / 1048576.0,
-            cap as f64 / 1048576.0
-        );
-    }
-    let mut b = tar::Builder::new(Vec::new());
-    for e in &entries {
-        use std::os::unix::fs::PermissionsExt;
-        let mut h = tar::Header::new_gnu();
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mode(e.meta.permissions().mode() & 0o7777);
-        let ft = e.meta.file_type();
-        if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_size(0);
-            b.append_data(&mut h, &e.rel, std::io::empty())?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&e.path)
-                .with_context(|| format!("cannot sync {}", e.path.display()))?;
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            b.append_link(&mut h, &e.rel, &target)
-                .with_context(|| format!("cannot sync {}", e.path.display()))?;
-        } else if ft.is_file() {
-            let mut data = Vec::new();
-            fs::File::open(&e.path)
-                .and_then(|mut f| f.read_to_end(&mut data))
-                .with_context(|| format!("cannot sync {}", e.path.display()))?;
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(data.len() as u64);
-            b.append_data(&mut h, &e.rel, data.as_slice())?;
+        .filter(|e| e.digest.is_some())
+        .count();
+    let files_url = |last: &str| client.url(&["v1", "images", "build", "files", last], &[]);
+    let SyncMissing { missing } = client.post(files_url("missing"), &local.manifest).await?;
+    let (mut uploaded, mut uploaded_bytes) = (0, 0);
+    if !missing.is_empty() {
+        let (tar, bytes) = local.files_tar(&missing)?;
+        let stored: SyncFilesStored = client
+            .post_body(
+                client.url(&["v1", "images", "build", "files"], &[]),
+                "application/x-tar",
+                reqwest::Body::from(tar),
+            )
+            .await?;
+        if stored.files != missing.len() as u64 || stored.bytes != bytes {
+            bail!(
+                "the daemon stored {} files ({} bytes) of the {} ({bytes} bytes) sent",
+                stored.files,
+                stored.bytes,
+                missing.len()
+            );
         }
-        // sockets, fifos and devices are not synced
+        (uploaded, uploaded_bytes) = (stored.files, stored.bytes);
     }
-    let data = b.into_inner()?;
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&data)));
-    Ok((data, digest))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn patterns_names_dirs_anchors_and_negation() {
-        let ig = Ignore::parse("# c\n*.log\n!keep.log\nbuild/\n/top.txt\nsub/x?.txt\n");
-        assert!(ig.ignored("a.log", false) && ig.ignored("d/a.log", false));
-        assert!(!ig.ignored("keep.log", false));
-        assert!(ig.ignored("build", true) && !ig.ignored("build", false));
-        assert!(ig.ignored("top.txt", false) && !ig.ignored("d/top.txt", false));
-        assert!(ig.ignored("sub/x1.txt", false) && !ig.ignored("sub/x12.txt", false));
-        for d in [".git", "__pycache__", ".venv", "a/__pycache__"] {
-            assert!(ig.ignored(d, true), "{d}");
-        }
-        assert!(!ig.ignored("src", true));
-    }
-
-    #[test]
-    fn tar_is_deterministic_sorted_and_capped() {
-        let dir = std::env::temp_dir().join(format!("cove-sync-unit-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("sub")).unwrap();
-        fs::create_dir_all(dir.join(".git")).unwrap();
-        fs::write(dir.join("b.txt"), "b").unwrap();
-        fs::write(dir.join("a.txt"), "a").unwrap();
-        fs::write(dir.join("sub/c.txt"), "c").unwrap();
-        fs::write(dir.join(".git/HEAD"), "x").unwrap();
-        fs::write(dir.join("skip.me"), "x").unwrap();
-        fs::write(dir.join(".coveignore"), "*.me\n").unwrap();
-        let (one, d1) = make_tar(&dir, 1 << 20).unwrap();
-        // A new mtime, same content: same tar.
-        fs::write(dir.join("a.txt"), "a").unwrap();
-        let (two, d2) = make_tar(&dir, 1 << 20).unwrap();
-        assert_eq!((one.clone(), d1), (two, d2));
-        let mut ar = tar::Archive::new(one.as_slice());
-        let names: Vec<String> = ar
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                assert_eq!(e.header().mtime().unwrap(), 0);
-                assert_eq!(e.header().uid().unwrap(), 0);
-                e.path()
-                    .unwrap()
-                    .to_string_lossy()
-                    .trim_end_matches('/')
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(names, [".coveignore", "a.txt", "b.txt", "sub", "sub/c.txt"]);
-        let err = make_tar(&dir, 2).unwrap_err().to_string();
-        assert!(err.contains("over the cap of 2 bytes"), "{err}");
-        fs::remove_dir_all(&dir).unwrap();
-    }
+    let context: BuildContext = client.post(files_url("context"), &local.manifest).await?;
+    Ok(Synced {
+        context,
+        files,
+        uploaded,
+        uploaded_bytes,
+    })
 }

@@ -153,9 +153,44 @@ impl Lifecycle {
     ) -> Result<Deployment, LifecycleError> {
         let spec = validate_deploy(req)?;
         let name = spec.name.clone().unwrap_or_default();
-        let (image, args) = self
-            .image_and_args(&spec, req.registry_auth.as_ref(), progress)
-            .await?;
+        self.deploy_spec(&spec, req.registry_auth.as_ref(), progress)
+            .await
+    }
+
+    /// [`Lifecycle::deploy`] for a caller of `workspace`: a new deployment goes into it; a
+    /// name another workspace has is refused.
+    #[instrument(skip_all, fields(name = ?req.name, image = %req.image, %workspace))]
+    pub async fn deploy_in(
+        &self,
+        workspace: &str,
+        req: &CreatePodRequest,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<Deployment, LifecycleError> {
+        let spec = validate_deploy(req)?;
+        self.deploy_spec_in(Some(workspace), &spec, req.registry_auth.as_ref(), progress)
+            .await
+    }
+
+    /// Deploys a validated spec (whose name is set): a new deployment or its next version.
+    pub(crate) async fn deploy_spec(
+        &self,
+        spec: &ValidPodSpec,
+        auth: Option<&cove_types::RegistryAuth>,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<Deployment, LifecycleError> {
+        self.deploy_spec_in(None, spec, auth, progress).await
+    }
+
+    /// [`Lifecycle::deploy_spec`] for a caller of `workspace` (`None`: the existing
+    /// deployment's, or `default` for a new one).
+    pub(crate) async fn deploy_spec_in(
+        &self,
+        workspace: Option<&str>,
+        spec: &ValidPodSpec,
+        auth: Option<&cove_types::RegistryAuth>,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<Deployment, LifecycleError> {
+        let (image, args) = self.image_and_args(spec, auth, progress).await?;
         let _deploying = self.inner.deploys.deploy.lock().await;
         match self.inner.store.get_deployment_by_name(&name)? {
             None => {

@@ -32,10 +32,18 @@ impl Lifecycle {
                 c.id
             )));
         }
-        // Layers of live containers' images stay, whatever image they came from.
+        // A deployment scaled to zero wakes from its image without asking for credentials.
+        let deployed = self.deployed_images()?;
+        if let Some((name, _)) = deployed.iter().find(|(_, image)| *image == normalized) {
+            return Err(LifecycleError::Conflict(format!(
+                "image {normalized} is used by deployment {name}: delete it or deploy another image first"
+            )));
+        }
+        // Layers of live containers' and deployments' images stay, whatever image they came from.
         let mut used: Vec<String> = Vec::new();
-        for c in &live {
-            if let Ok(Some(img)) = self.inner.images.get(&c.image) {
+        let in_use = live.iter().map(|c| c.image.clone());
+        for image in in_use.chain(deployed.into_iter().map(|(_, i)| i)) {
+            if let Ok(Some(img)) = self.inner.images.get(&image) {
                 used.extend(img.layers);
             }
         }
@@ -43,6 +51,26 @@ impl Lifecycle {
             .images
             .remove(&normalized, &|layer| used.iter().any(|u| u == layer))?;
         Ok(())
+    }
+
+    /// `(deployment name, normalized image)` of every deployment's current version.
+    fn deployed_images(&self) -> Result<Vec<(String, String)>, LifecycleError> {
+        let mut out = Vec::new();
+        for row in self.inner.store.list_deployments()? {
+            let Some(pod) = self
+                .inner
+                .store
+                .get_pod(row.pod_id.as_deref().unwrap_or_default())?
+            else {
+                continue;
+            };
+            let spec: cove_types::ValidPodSpec =
+                serde_json::from_str(&pod.spec_json).map_err(|e| {
+                    LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id))
+                })?;
+            out.push((row.name, cove_image::ImageStore::normalize(&spec.image)?));
+        }
+        Ok(out)
     }
 
     /// Imports an OCI layout or archive, or a docker-archive tar.

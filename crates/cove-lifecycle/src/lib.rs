@@ -13,6 +13,7 @@
 //! - [`deploy`], `deploy_ops`, `deploy_wake`: deployments (named pods behind a stable URL,
 //!   versioned, scaled to zero and woken by the gateway).
 //! - [`build`], `build_step`: image builds (steps run in containers, committed as layers, cached).
+//! - `sync_files`: synced files stored per file by digest, assembled into build contexts.
 //! - [`logs`], [`images`], [`view`]: reading logs, image operations, API views.
 
 mod build;
@@ -23,10 +24,12 @@ mod deploy_ops;
 mod deploy_wake;
 mod error;
 mod finish;
+mod deploy_versions;
 mod images;
 mod keepwarm;
 mod logs;
 mod reconcile;
+mod sync_files;
 mod view;
 
 use std::collections::HashMap;

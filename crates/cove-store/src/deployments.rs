@@ -4,7 +4,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::containers::{insert_container, insert_pod};
+use crate::containers::{insert_container, insert_pod, pod_from, POD_COLS};
 use crate::{ContainerRow, PodRow, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +123,25 @@ impl Store {
     pub fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
         self.conn()
             .execute("DELETE FROM deployments WHERE id = ?1", [id])?;
+    /// The pods of a deployment's versions, oldest first: every pod of it that ran (an
+    /// interrupted or failed deploy's pod never did), and the current one.
+    pub fn deployment_versions(
+        &self,
+        dep_id: &str,
+        current_pod: Option<&str>,
+    ) -> Result<Vec<PodRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {POD_COLS} FROM pods WHERE deployment_id = ?1 AND (id = ?2 OR EXISTS \
+             (SELECT 1 FROM containers c WHERE c.pod_id = pods.id AND c.started_at IS NOT NULL)) \
+             ORDER BY created_at, rowid"
+        ))?;
+        let rows = stmt
+            .query_map(params![dep_id, current_pod], pod_from)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
         Ok(())
     }
 }
@@ -200,6 +219,30 @@ mod tests {
         let (pod, ctr) = rows("p1");
         s.insert_deployment(&dep(), &pod, &ctr).unwrap();
         let (pod2, ctr2) = rows("p2");
+    #[test]
+    fn versions_are_the_pods_that_ran_and_the_current_one() {
+        let s = Store::open_in_memory().unwrap();
+        let (pod, ctr) = rows("p1");
+        s.insert_deployment(&dep(), &pod, &ctr).unwrap();
+        s.set_running(&ctr.id, "10.0.0.2", 1, 2).unwrap();
+        // p2 never ran (a failed deploy killed halfway); p3 is current.
+        for (id, at) in [("p2", 3), ("p3", 4)] {
+            let (mut pod, ctr) = rows(id);
+            pod.created_at = at;
+            s.insert_pod(&pod, &ctr).unwrap();
+        }
+        let ids = |cur| -> Vec<String> {
+            s.deployment_versions("d1", cur)
+                .unwrap()
+                .into_iter()
+                .map(|p| p.id)
+                .collect()
+        };
+        assert_eq!(ids(Some("p3")), ["p1", "p3"]);
+        assert_eq!(ids(None), ["p1"]);
+        assert!(s.deployment_versions("nope", None).unwrap().is_empty());
+    }
+
         let mut d2 = dep();
         d2.id = "d2".into();
         d2.url_key = "app-ffffffff".into();

@@ -57,6 +57,9 @@ pub struct Deployment {
     /// Unix milliseconds.
     pub created_at: i64,
     pub updated_at: i64,
+    /// The workspace it belongs to.
+    #[serde(default)]
+    pub workspace: String,
 }
 
 /// One line of a streamed `POST /v1/deployments` (with `Accept: application/x-ndjson`):
@@ -72,4 +75,33 @@ pub struct DeployEvent {
     /// The HTTP status the error would have had.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+}
+
+/// One version of a deployment (`GET /v1/deployments/{name}/versions`, oldest first).
+/// Each deploy or rollback adds one; the kept versions are what a rollback can return to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentVersion {
+    /// 1 for the first deploy, one more for each later one.
+    pub version: i64,
+    /// The pod (stub) of this version.
+    pub stub_id: String,
+    /// The image it runs.
+    pub image: String,
+    pub ports: Vec<u16>,
+    /// Its entrypoint; empty means the image's own.
+    pub entrypoint: Vec<String>,
+    /// Whether this is the version the deployment serves.
+    pub current: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// `POST /v1/deployments/{name}/rollback`: deploy an earlier version's spec again, as a
+/// new version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The version to return to; default: the one before the current version.
+    #[serde(default)]
+    pub version: Option<i64>,
 }

@@ -11,7 +11,12 @@ pub mod spec;
 pub mod sync;
 
 pub use api::*;
-pub use deploy::{DeployEvent, Deployment, DeploymentStatus, MAX_DEPLOYMENT_NAME_LEN};
+pub use deploy::{
+    DeployEvent, Deployment, DeploymentStatus, DeploymentVersion, RollbackRequest,
+    MAX_DEPLOYMENT_NAME_LEN,
+};
+pub use egress::{Cidr, EgressError, EgressPolicy, EgressRequest, MAX_ALLOW_LIST};
+pub use isolation::{Isolation, IsolationError};
 pub use quantity::{parse_cpu_millis, parse_memory_mib, Quantity, QuantityError};
 pub use spec::{validate_pod_spec, SpecError, ValidPodSpec};
 pub use sync::{

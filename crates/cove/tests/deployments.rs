@@ -204,6 +204,98 @@ fn new_version_keeps_the_url_and_drops_nothing_then_stop_start_delete() {
     );
 }
 
+/// An entrypoint serving `text` on port 8000.
+fn serving(text: &str) -> String {
+    format!(
+        "sh -c 'mkdir -p /tmp/w && echo {text} > /tmp/w/index.html && exec httpd -f -p 8000 -h /tmp/w'"
+    )
+}
+
+#[track_caller]
+fn versions(d: &Daemon, name: &str) -> Vec<cove_types::DeploymentVersion> {
+    let out = ok(&d.cli(&["deployment", "versions", name, "--format", "json"]));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("versions json: {e}: {out}"))
+}
+
+#[test]
+fn versions_are_kept_and_rollback_serves_an_earlier_one_at_the_same_url() {
+    let d = Daemon::start();
+    let v1 = deploy(&d, &manifest(&d, Some("roll"), -1, &serving("one")));
+    assert_eq!(wait_answering(&d, &v1).trim(), "one");
+    failed_with(
+        &d.cli(&["deployment", "rollback", "roll"]),
+        &["no version before its current one"],
+    );
+    let v2 = deploy(&d, &manifest(&d, Some("roll"), -1, &serving("two")));
+    assert_eq!(get(&d, &v2).body.trim(), "two");
+
+    let list = versions(&d, "roll");
+    let shown: Vec<(i64, bool)> = list.iter().map(|v| (v.version, v.current)).collect();
+    assert_eq!(shown, [(1, false), (2, true)]);
+    assert_eq!(
+        (&list[0].stub_id, &list[1].stub_id),
+        (&v1.stub_id, &v2.stub_id)
+    );
+    assert!(
+        list[0].entrypoint.join(" ").contains("echo one"),
+        "{list:?}"
+    );
+    let table = ok(&d.cli(&["deployment", "versions", "roll"]));
+    assert!(
+        table.contains("echo two") && table.contains("2 items"),
+        "{table}"
+    );
+
+    // Rollback (default: the previous version) is version 3, at the same URL, serving one.
+    let out = ok(&d.cli(&["deployment", "rollback", "roll"]));
+    assert!(out.contains("=> Rolling back roll to version 1"), "{out}");
+    assert!(out.contains(&v1.urls[0].url), "{out}");
+    assert_eq!(get(&d, &v1).body.trim(), "one");
+    let list = versions(&d, "roll");
+    assert_eq!(list.len(), 3);
+    assert!(
+        list[2].current && list[2].entrypoint == list[0].entrypoint,
+        "{list:?}"
+    );
+    // ... and forward again to an explicit version.
+    ok(&d.cli(&["deployment", "rollback", "roll", "--to", "2"]));
+    assert_eq!(get(&d, &v1).body.trim(), "two");
+    assert_eq!(versions(&d, "roll").len(), 4);
+
+    // Bad versions, unknown deployments: one line, nothing changes.
+    failed_with(
+        &d.cli(&["deployment", "rollback", "roll", "--to", "9"]),
+        &["no version 9", "1 to 4"],
+    );
+    failed_with(
+        &d.cli(&["deployment", "rollback", "roll", "--to", "4"]),
+        &["already"],
+    );
+    failed_with(
+        &d.cli(&["deployment", "rollback", "nope"]),
+        &["no deployment nope"],
+    );
+    failed_with(
+        &d.cli(&["deployment", "versions", "nope"]),
+        &["no deployment nope"],
+    );
+    let (status, body) = api_post(&d, "/v1/deployments/roll/rollback", "{\"version\": \"x\"}");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(versions(&d, "roll").len(), 4);
+    assert_eq!(get(&d, &v1).body.trim(), "two");
+
+    // The image of a deployment, even one with no container, cannot be removed from
+    // under it (a wake would have to pull it again, without the deploy's credentials).
+    ok(&d.cli(&["deployment", "stop", "roll"]));
+    let image = registry().image("latest");
+    failed_with(
+        &d.cli(&["image", "rm", &image]),
+        &["used by deployment roll"],
+    );
+    ok(&d.cli(&["deployment", "delete", "roll"]));
+    ok(&d.cli(&["image", "rm", &image]));
+}
+
 #[test]
 fn deployments_survive_a_daemon_restart_awake_or_asleep() {
     let mut d = Daemon::start();

@@ -46,7 +46,10 @@ GUIDE_APP = """
 
 
 def test_guide_app_prints_the_request(tmp_path):
-    o = spec(tmp_path, GUIDE_APP, COVE_DEFAULT_IMAGE="127.0.0.1:5000/python:bookworm")
+    # Without an image the app's directory is synced, which needs a daemon (test_pods.py
+    # does that); here it is turned off to see the request alone.
+    app = GUIDE_APP.replace("cpu=2,", "cpu=2, sync=False,")
+    o = spec(tmp_path, app, COVE_DEFAULT_IMAGE="127.0.0.1:5000/python:bookworm")
     assert o.returncode == 0, o.stderr
     body = json.loads(o.stdout)
     assert body == {

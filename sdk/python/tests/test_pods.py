@@ -251,6 +251,20 @@ def test_deploy(daemon, busybox, tmp_path, capsys):
             assert o.returncode == 0, o.stderr
             assert dep.refresh().version == 3
             serving(daemon, dep.url)
+            # Without an image (COVE_DEFAULT_IMAGE) the app's directory is synced to /app,
+            # as Pod.deploy() does.
+            (tmp_path / "index.html").write_text("synced by cove deploy\n")
+            (tmp_path / "app.py").write_text(
+                "from beam import Pod\n"
+                f"pod = Pod(name={name!r}, ports=[8000], entrypoint=['httpd', '-f', '-p', '8000', '-h', '/app'])\n"
+            )
+            o = subprocess.run([str(daemon.bin), "deploy", "app.py:pod"], cwd=tmp_path,
+                               env=dict(env, COVE_DEFAULT_IMAGE=busybox),
+                               capture_output=True, text=True, timeout=120)
+            assert o.returncode == 0, o.stderr
+            assert "=> Syncing files" in o.stdout + o.stderr
+            assert dep.refresh().version == 4
+            assert "synced by cove deploy" in serving(daemon, dep.url)
             (tmp_path / "app.py").write_text("from beam import Pod\npod = Pod(image='x')\n")
             o = subprocess.run([str(daemon.bin), "deploy", "app.py:pod"], cwd=tmp_path, env=env,
                                capture_output=True, text=True, timeout=120)

@@ -2,11 +2,14 @@
 
 mod builds;
 mod containers;
+mod deployment_versions;
 mod deployments;
 mod images;
 mod info;
 mod pods;
+mod sync_files;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -16,8 +19,10 @@ pub use builds::*;
 pub use containers::*;
 pub use deployments::*;
 pub use images::*;
+pub use deployment_versions::*;
 pub use info::*;
 pub use pods::*;
+pub use sync_files::*;
 
 /// Routes that need the API token.
 pub fn router() -> Router<AppState> {
@@ -49,6 +54,14 @@ pub fn router() -> Router<AppState> {
             "/v1/images",
             get(images::list_images).delete(images::remove_image),
         )
+        .route(
+            "/v1/deployments/{name}/versions",
+            get(deployment_versions::deployment_versions),
+        )
+        .route(
+            "/v1/deployments/{name}/rollback",
+            post(deployment_versions::rollback_deployment),
+        )
         .route("/v1/images/pull", post(images::pull_image))
         .route("/v1/images/import", post(images::import_image))
         .route("/v1/images/build", post(builds::build_image))
@@ -59,6 +72,20 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/images/build/context/{digest}",
             get(builds::has_build_context),
+        )
+        .route(
+            "/v1/images/build/files/missing",
+            post(sync_files::missing_sync_files)
+                .layer(DefaultBodyLimit::max(sync_files::MANIFEST_BODY_LIMIT)),
+        )
+        .route(
+            "/v1/images/build/files",
+            post(sync_files::upload_sync_files),
+        )
+        .route(
+            "/v1/images/build/files/context",
+            post(sync_files::assemble_sync_context)
+                .layer(DefaultBodyLimit::max(sync_files::MANIFEST_BODY_LIMIT)),
         )
 }
 

@@ -1,8 +1,8 @@
-//! `cove deployment list|stop|start|delete`.
+//! `cove deployment list|stop|start|delete|inspect|versions|rollback`.
 
 use anyhow::Result;
 use clap::Subcommand;
-use cove_types::Deployment;
+use cove_types::{Deployment, DeploymentVersion, RollbackRequest};
 
 use crate::client::Client;
 use crate::commands::container::ListFormat;
@@ -38,6 +38,22 @@ pub enum DeploymentCmd {
     Inspect {
         /// Deployment name.
         name: String,
+    },
+    /// List a deployment's kept versions (the current one is marked).
+    Versions {
+        /// Deployment name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Serve an earlier version again (as a new version), draining requests in flight.
+    Rollback {
+        /// Deployment name.
+        name: String,
+        /// The version to return to (default: the one before the current version).
+        #[arg(long = "to", value_name = "VERSION")]
+        version: Option<i64>,
     },
 }
 
@@ -76,8 +92,37 @@ pub async fn execute(client: &Client, cmd: DeploymentCmd) -> Result<i32> {
                 .await?;
             println!("{}", serde_json::to_string_pretty(&d)?);
         }
+        DeploymentCmd::Versions { name, format } => {
+            let url = client.url(&["v1", "deployments", &name, "versions"], &[]);
+            let list: Vec<DeploymentVersion> = client.get(url).await?;
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string_pretty(&list)?),
+                ListFormat::Table => print!("{}", render_versions(&list, humanize::now_ms())),
+            }
+        }
+        DeploymentCmd::Rollback { name, version } => {
+            let url = client.url(&["v1", "deployments", &name, "rollback"], &[]);
+            let req = RollbackRequest { version };
+            let d = crate::commands::deploy::stream_deploy(client, url, &req, true).await?;
+            crate::commands::deploy::report(&d, true)?;
+        }
     }
     Ok(0)
+}
+
+/// The versions table: Version, Current, Image, Entrypoint, Created.
+fn render_versions(list: &[DeploymentVersion], now_ms: i64) -> String {
+    let mut t = table::new_table(&["Version", "Current", "Image", "Entrypoint", "Created"]);
+    for v in list {
+        t.add_row(vec![
+            v.version.to_string(),
+            if v.current { "*" } else { "" }.to_string(),
+            v.image.clone(),
+            v.entrypoint.join(" "),
+            humanize::ago(v.created_at, now_ms),
+        ]);
+    }
+    table::render(&t, list.len())
 }
 
 /// The deployments table: Name, Version, Status, URL, Container, Updated.

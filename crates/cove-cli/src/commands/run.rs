@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use cove_types::{
-    BuildContext, BuildRequest, BuildStep, Container, CreateEvent, CreatePodRequest, LocalPathStep,
-    Quantity, RegistryAuth,
+    BuildRequest, BuildStep, Container, CreateEvent, CreatePodRequest, LocalPathStep, Quantity,
+    RegistryAuth,
 };
 use futures::StreamExt;
 
@@ -194,8 +194,9 @@ pub async fn execute(client: &Client, args: RunArgs) -> Result<i32> {
 /// Where synced files go, and the pod's working directory.
 pub const SYNC_DIR: &str = "/app";
 
-/// `--sync DIR`: tars DIR, uploads it unless the daemon has its digest, builds
-/// `req.image` + DIR at /app, and points `req` at the built image (workdir /app).
+/// `--sync DIR`: sends DIR's files the daemon lacks (content-addressed per file,
+/// see [`crate::sync`]), builds `req.image` + DIR at /app, and points `req` at the
+/// built image (workdir /app).
 async fn sync_into(
     client: &Client,
     dir: &Path,
@@ -205,29 +206,14 @@ async fn sync_into(
     if text {
         progress("=> Syncing files");
     }
-    let cap = crate::sync::max_bytes()?;
-    let root = dir.to_path_buf();
-    let (data, digest) = tokio::task::spawn_blocking(move || crate::sync::make_tar(&root, cap))
-        .await
-        .context("the sync task failed")??;
-    let stored = client
-        .exists(client.url(&["v1", "images", "build", "context", &digest], &[]))
-        .await?;
-    if !stored {
-        let ctx: BuildContext = client
-            .post_body(
-                client.url(&["v1", "images", "build", "context"], &[]),
-                "application/x-tar",
-                reqwest::Body::from(data),
-            )
-            .await?;
-        if ctx.digest != digest {
-            bail!(
-                "the daemon stored the upload as {}, expected {digest}",
-                ctx.digest
-            );
-        }
+    let synced = crate::sync::sync_dir(client, dir).await?;
+    if text {
+        progress(&format!(
+            "=> Synced {} files ({} uploaded, {} bytes)",
+            synced.files, synced.uploaded, synced.uploaded_bytes
+        ));
     }
+    let digest = synced.context.digest;
     let build = BuildRequest {
         base_image: req.image.clone(),
         steps: vec![BuildStep::LocalPath(LocalPathStep {

@@ -2,8 +2,9 @@
 
 Imports ``app.py`` (relative to the current directory), takes the :class:`~cove.Pod` named
 ``pod`` and prints its ``POST /v1/pods`` body (``CreatePodRequest``, with ``name``) as JSON on
-stdout. An image with build steps is built on the daemon first (``COVE_API_URL``, ``COVE_TOKEN``)
-and the request names the built image; the build's progress goes to stderr. Any problem (missing file, syntax error, no such object, not a Pod, no name) is one
+stdout. An image with build steps, or a pod that syncs files (no ``image``, or ``sync=True``: the
+current directory goes to ``/app``), is built on the daemon first (``COVE_API_URL``,
+``COVE_TOKEN``) and the request names the built image; the build's progress goes to stderr. Any problem (missing file, syntax error, no such object, not a Pod, no name) is one
 line on stderr (the message alone, no ``Error:`` prefix) and exit status 1. The Rust ``cove deploy app.py:pod`` runs this.
 """
 
@@ -73,8 +74,9 @@ def deploy_request(pod: Pod) -> Dict[str, Any]:
     """
     if not pod.name:
         raise DeploySpecError("a deployment needs a name: Pod(name=...)")
-    if pod._sync_asked:
-        # Pod(sync=True): upload the app's directory and build it in at /app.
+    if pod.sync:
+        # As Pod.deploy(): a pod without an image (or with sync=True) gets the current
+        # directory uploaded and built in at /app, where its entrypoint runs.
         reference = pod._resolve(_progress_to_stderr, _log_to_stderr)
         return pod.request_body(reference, synced=True)
     if pod.image.needs_build():

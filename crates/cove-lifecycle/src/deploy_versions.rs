@@ -1,0 +1,96 @@
+//! A deployment's kept versions, and rolling back to one: the earlier
+//! version's spec is deployed again as a new version, so the switch is the
+//! same drain-then-stop as any deploy and the history only grows.
+
+use cove_store::{DeploymentRow, PodRow};
+use cove_types::{Deployment, DeploymentVersion, ValidPodSpec};
+use tracing::instrument;
+
+use crate::{Lifecycle, LifecycleError};
+
+impl Lifecycle {
+    /// Every kept version of deployment `name`, oldest first.
+    pub fn deployment_versions(
+        &self,
+        name: &str,
+    ) -> Result<Vec<DeploymentVersion>, LifecycleError> {
+        let row = self.deployment_row(name)?;
+        let pods = self.version_pods(&row)?;
+        pods.iter()
+            .enumerate()
+            .map(|(i, pod)| {
+                let spec = pod_spec(pod)?;
+                Ok(DeploymentVersion {
+                    version: i as i64 + 1,
+                    stub_id: pod.id.clone(),
+                    image: spec.image,
+                    ports: spec.ports,
+                    entrypoint: spec.entrypoint.unwrap_or_default(),
+                    current: row.pod_id.as_deref() == Some(pod.id.as_str()),
+                    created_at: pod.created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Deploys version `version` of `name` again (default: the one before the
+    /// current version) as its newest version.
+    #[instrument(skip(self, progress))]
+    pub async fn rollback_deployment(
+        &self,
+        name: &str,
+        version: Option<i64>,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<Deployment, LifecycleError> {
+        let row = self.deployment_row(name)?;
+        let pods = self.version_pods(&row)?;
+        let current = pods
+            .iter()
+            .position(|p| row.pod_id.as_deref() == Some(p.id.as_str()))
+            .map(|i| i as i64 + 1);
+        let target = match (version, current) {
+            (Some(v), _) => v,
+            (None, Some(c)) if c > 1 => c - 1,
+            (None, _) => {
+                return Err(LifecycleError::BadRequest(format!(
+                    "deployment {name} has no version before its current one to roll back to"
+                )))
+            }
+        };
+        let Some(pod) = usize::try_from(target - 1).ok().and_then(|i| pods.get(i)) else {
+            return Err(LifecycleError::BadRequest(format!(
+                "deployment {name} has no version {target}: its versions are 1 to {}",
+                pods.len()
+            )));
+        };
+        if Some(target) == current {
+            return Err(LifecycleError::Conflict(format!(
+                "version {target} is already deployment {name}'s current version"
+            )));
+        }
+        let mut spec = pod_spec(pod)?;
+        spec.name = Some(row.name.clone());
+        progress(format!("Rolling back {name} to version {target}"));
+        self.deploy_spec(&spec, None, progress).await
+    }
+
+    pub(crate) fn deployment_row(&self, name: &str) -> Result<DeploymentRow, LifecycleError> {
+        self.inner
+            .store
+            .get_deployment_by_name(name)?
+            .ok_or_else(|| LifecycleError::DeploymentNotFound(name.to_string()))
+    }
+
+    fn version_pods(&self, row: &DeploymentRow) -> Result<Vec<PodRow>, LifecycleError> {
+        Ok(self
+            .inner
+            .store
+            .deployment_versions(&row.id, row.pod_id.as_deref())?)
+    }
+}
+
+fn pod_spec(pod: &PodRow) -> Result<ValidPodSpec, LifecycleError> {
+    serde_json::from_str(&pod.spec_json).map_err(|e| {
+        LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id))
+    })
+}
