@@ -106,6 +106,7 @@ pub(crate) mod tests {
             memory_mib: 128,
             keep_warm_seconds: 600,
             urls: vec![],
+            isolation: cove_types::Isolation::Runc,
         }
     }
 

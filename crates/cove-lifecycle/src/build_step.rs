@@ -184,6 +184,8 @@ impl Lifecycle {
             cgroup_parent: self.inner.cfg.cgroup_parent.clone(),
             dns: cove_network::nameservers(),
             extra_mounts,
+            // Build steps always run under runc, whatever the daemon's default for pods.
+            isolation: cove_types::Isolation::Runc,
         };
         let started = self.inner.runtime.start(&cfg).await.map_err(|e| {
             // The image is what a step's start depends on (its /bin/sh, its workdir).

@@ -23,7 +23,9 @@ impl Lifecycle {
         req: &CreatePodRequest,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Container, LifecycleError> {
-        let spec = validate_pod_spec(req)?;
+        let mut spec = validate_pod_spec(req)?;
+        // Stored with the pod, so its containers keep their runtime across daemon restarts.
+        spec.isolation.get_or_insert(self.inner.cfg.default_isolation);
         let (image, args) = self
             .image_and_args(&spec, req.registry_auth.as_ref(), progress)
             .await?;
@@ -106,6 +108,7 @@ impl Lifecycle {
             cgroup_parent: self.inner.cfg.cgroup_parent.clone(),
             dns: cove_network::nameservers(),
             extra_mounts: Vec::new(),
+            isolation: spec.isolation.unwrap_or(self.inner.cfg.default_isolation),
         };
         let t1 = std::time::Instant::now();
         let started = self
@@ -210,6 +213,9 @@ impl Lifecycle {
 /// A start that failed because of what the user asked for (an entrypoint
 /// or workdir the image lacks) is a bad request, not a daemon fault.
 fn user_or_runtime_error(e: cove_runtime::RuntimeError) -> LifecycleError {
+    if let cove_runtime::RuntimeError::Unavailable(_) = &e {
+        return LifecycleError::BadRequest(e.to_string());
+    }
     if let cove_runtime::RuntimeError::Start { message, .. } = &e {
         let m = message.to_ascii_lowercase();
         if m.contains("executable file not found")

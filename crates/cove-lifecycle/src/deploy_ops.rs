@@ -22,13 +22,6 @@ impl Lifecycle {
         self.deployment_view(&self.deployment_row(name)?)
     }
 
-    fn deployment_row(&self, name: &str) -> Result<DeploymentRow, LifecycleError> {
-        self.inner
-            .store
-            .get_deployment_by_name(name)?
-            .ok_or_else(|| LifecycleError::DeploymentNotFound(name.to_string()))
-    }
-
     /// Stops the deployment's containers and keeps it stopped: requests get 503
     /// until [`Lifecycle::start_deployment`].
     #[instrument(skip(self))]

@@ -66,6 +66,8 @@ pub struct LifecycleConfig {
     /// A CA bundle on the host to mount into build containers (and point
     /// SSL_CERT_FILE, PIP_CERT, REQUESTS_CA_BUNDLE at); `None` = off.
     pub build_ca_bundle: Option<PathBuf>,
+    /// The isolation of pods that do not ask for one (`--default-isolation`).
+    pub default_isolation: cove_types::Isolation,
 }
 
 /// The daemon's pods and containers. Cheap to clone.

@@ -76,6 +76,7 @@ impl Lifecycle {
             cpu_millis: spec.cpu_millis,
             memory_mib: spec.memory_mib,
             keep_warm_seconds: spec.keep_warm_seconds,
+            isolation: spec.isolation.unwrap_or(self.inner.cfg.default_isolation),
         })
     }
 }

@@ -38,6 +38,10 @@ pub struct CreatePodRequest {
     /// Registry credentials for pulling the image, if it is not local.
     #[serde(default)]
     pub registry_auth: Option<RegistryAuth>,
+    /// `"runc"` or `"gvisor"` (gVisor's runsc: the pod's system calls go to gVisor's own
+    /// kernel, not the host's). Default: the daemon's `--default-isolation`.
+    #[serde(default)]
+    pub isolation: Option<String>,
 }
 
 /// Basic credentials for a registry (the registry may exchange them for a bearer token).
@@ -128,6 +132,9 @@ pub struct Container {
     pub memory_mib: u64,
     pub keep_warm_seconds: i64,
     pub urls: Vec<PortUrl>,
+    /// The runtime isolating it: `runc` or `gvisor`.
+    #[serde(default)]
+    pub isolation: crate::Isolation,
 }
 
 /// `POST /v1/pods` response.

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod deploy;
+pub mod isolation;
 pub mod quantity;
 pub mod spec;
 pub mod sync;
@@ -16,6 +17,7 @@ pub use deploy::{
     MAX_DEPLOYMENT_NAME_LEN,
 };
 pub use egress::{Cidr, EgressError, EgressPolicy, EgressRequest, MAX_ALLOW_LIST};
+pub use isolation::{Isolation, IsolationError};
 pub use isolation::{Isolation, IsolationError};
 pub use quantity::{parse_cpu_millis, parse_memory_mib, Quantity, QuantityError};
 pub use spec::{validate_pod_spec, SpecError, ValidPodSpec};

@@ -19,6 +19,11 @@ pub struct ValidPodSpec {
     pub name: Option<String>,
     pub keep_warm_seconds: i64,
     pub workdir: Option<String>,
+    /// The runtime that isolates it. `None` (and specs stored before it existed) means the
+    /// daemon's `--default-isolation` at the time a container starts; `cove run` stores the
+    /// default it was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<crate::Isolation>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -47,6 +52,8 @@ pub enum SpecError {
     Name(String),
     #[error("workdir {0:?} must be an absolute path")]
     Workdir(String),
+    #[error(transparent)]
+    Isolation(#[from] crate::IsolationError),
 }
 
 /// Checks every field of a request, filling in defaults.
@@ -113,6 +120,10 @@ pub fn validate_pod_spec(req: &CreatePodRequest) -> Result<ValidPodSpec, SpecErr
             return Err(SpecError::Workdir(w.clone()));
         }
     }
+    let isolation = match &req.isolation {
+        Some(i) => Some(i.parse::<crate::Isolation>()?),
+        None => None,
+    };
     Ok(ValidPodSpec {
         image: image.to_string(),
         ports,
@@ -123,6 +134,7 @@ pub fn validate_pod_spec(req: &CreatePodRequest) -> Result<ValidPodSpec, SpecErr
         name: req.name.clone(),
         keep_warm_seconds,
         workdir: req.workdir.clone(),
+        isolation,
     })
 }
 
@@ -169,5 +181,27 @@ mod tests {
         let mut r = req();
         r.keep_warm_seconds = Some(-5);
         assert_eq!(validate_pod_spec(&r), Err(SpecError::KeepWarm(-5)));
+    }
+
+    #[test]
+    fn isolation() {
+        let mut r = req();
+        assert_eq!(validate_pod_spec(&r).unwrap().isolation, None);
+        r.isolation = Some("gvisor".into());
+        assert_eq!(
+            validate_pod_spec(&r).unwrap().isolation,
+            Some(crate::Isolation::Gvisor)
+        );
+        r.isolation = Some("kata".into());
+        let err = validate_pod_spec(&r).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "isolation \"kata\" is invalid: use \"runc\" or \"gvisor\""
+        );
+        // A spec stored before the field existed still loads, without an isolation.
+        let mut old = serde_json::to_value(validate_pod_spec(&req()).unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("isolation");
+        let loaded: ValidPodSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(loaded.isolation, None);
     }
 }

@@ -43,6 +43,8 @@ struct Manifest {
     entrypoint: Option<Entrypoint>,
     keep_warm_seconds: Option<i64>,
     workdir: Option<String>,
+    /// `runc` or `gvisor`; default: the daemon's.
+    isolation: Option<String>,
 }
 
 /// `["httpd", "-f"]` or `"httpd -f"` (split like a shell does).
@@ -73,6 +75,7 @@ impl Manifest {
             name: self.name,
             keep_warm_seconds: self.keep_warm_seconds,
             workdir: self.workdir,
+            isolation: self.isolation,
             registry_auth: None,
         })
     }

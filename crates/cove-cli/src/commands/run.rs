@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// Working directory inside the container (default: the image's).
     #[arg(long)]
     pub workdir: Option<String>,
+    /// The runtime isolating the pod: runc, or gvisor (gVisor's runsc: the pod's system calls
+    /// go to gVisor's own kernel). Default: the daemon's --default-isolation.
+    #[arg(long, value_name = "runc|gvisor")]
+    pub isolation: Option<String>,
     /// Registry username, if the image must be pulled from a private registry.
     #[arg(long, requires = "password", env = "COVE_REGISTRY_USERNAME")]
     pub username: Option<String>,
@@ -100,6 +104,7 @@ pub fn build_request(args: &RunArgs) -> Result<CreatePodRequest> {
         name: args.name.clone(),
         keep_warm_seconds: args.keep_warm_seconds,
         workdir: args.workdir.clone(),
+        isolation: args.isolation.clone(),
         registry_auth: registry_auth(&args.username, &args.password),
     })
 }
@@ -294,6 +299,13 @@ mod tests {
         );
         let argv = ["cove", "run", "--image", "b", "--ports", "http"];
         assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn isolation_is_passed_for_the_daemon_to_check() {
+        let a = parse(&["--image", "b", "--isolation", "gvisor"]);
+        assert_eq!(build_request(&a).unwrap().isolation.as_deref(), Some("gvisor"));
+        assert_eq!(build_request(&parse(&["--image", "b"])).unwrap().isolation, None);
     }
 
     #[test]
