@@ -1,22 +1,34 @@
-//! Bearer-token authentication of API requests.
+//! Bearer-token authentication of API requests: the token becomes a [`Scope`] (admin or
+//! one workspace), put in the request's extensions for handlers to filter by.
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use cove_types::Scope;
 
 use crate::{ApiError, AppState};
 
-pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let given = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match given {
-        Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid API token").into_response(),
+    match given.map(|t| state.tokens.scope_recording_use(t)) {
+        Some(Some(scope)) => {
+            tracing::Span::current().record("workspace", scope.workspace());
+            req.extensions_mut().insert(scope);
+            next.run(req).await
+        }
+        Some(None) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid or revoked API token").into_response()
+        }
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing API token: send Authorization: Bearer <token> (the daemon's token is in <data-dir>/token)",
@@ -25,20 +37,11 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
-/// Compares without an early exit, so timing reveals nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn eq() {
-        assert!(super::constant_time_eq(b"abc", b"abc"));
-        assert!(!super::constant_time_eq(b"abc", b"abd"));
-        assert!(!super::constant_time_eq(b"abc", b"ab"));
+/// Refuses workspace tokens: for routes only the admin token may use.
+pub fn admin_only(scope: &Scope) -> Result<(), ApiError> {
+    if scope.is_admin() {
+        Ok(())
+    } else {
+        Err(crate::tokens::TokenError::AdminOnly.into())
     }
 }

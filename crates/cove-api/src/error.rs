@@ -62,6 +62,23 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
+impl From<crate::tokens::TokenError> for ApiError {
+    fn from(e: crate::tokens::TokenError) -> Self {
+        use crate::tokens::TokenError;
+        let status = match &e {
+            TokenError::Invalid(_) => StatusCode::BAD_REQUEST,
+            TokenError::Taken(_) => StatusCode::CONFLICT,
+            TokenError::NotFound(_) => StatusCode::NOT_FOUND,
+            TokenError::AdminOnly => StatusCode::FORBIDDEN,
+            TokenError::Random(_) | TokenError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "token request failed");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
         ApiError::new(

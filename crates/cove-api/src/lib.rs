@@ -6,8 +6,10 @@
 mod auth;
 mod error;
 pub mod openapi;
+mod ownership;
 mod routes;
 mod stream;
+pub mod tokens;
 mod upload;
 
 use std::net::SocketAddr;
@@ -29,16 +31,23 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub lifecycle: Lifecycle,
-    pub token: Arc<String>,
+    /// The admin token and the workspace tokens.
+    pub tokens: tokens::TokenCache,
     pub info: Arc<DaemonInfo>,
 }
 
 /// The whole API as a router.
 pub fn router(state: AppState) -> Router {
-    let authed = routes::router().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_token,
-    ));
+    // Outermost last: the token is checked first, then the workspace of what it names.
+    let authed = routes::router()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            ownership::require_owner,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .merge(authed)
         .merge(routes::public_router())
@@ -85,7 +94,12 @@ pub(crate) async fn detached<T: Send + 'static>(
 
 /// One span per request, with its method, path, status and latency.
 async fn trace_request(req: Request, next: Next) -> Response {
-    let span = tracing::info_span!("api", method = %req.method(), path = %req.uri().path());
+    let span = tracing::info_span!(
+        "api",
+        method = %req.method(),
+        path = %req.uri().path(),
+        workspace = tracing::field::Empty
+    );
     async move {
         let start = Instant::now();
         let resp = next.run(req).await;

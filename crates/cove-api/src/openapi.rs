@@ -11,11 +11,12 @@ use crate::routes;
     paths(
         routes::info, routes::health, routes::openapi_json, routes::create_pod,
         routes::list_containers, routes::get_container, routes::stop_container,
-        routes::container_logs, routes::exec_container,
+        routes::container_logs, routes::exec_container, routes::set_container_egress,
         routes::deploy, routes::list_deployments, routes::get_deployment,
         routes::stop_deployment, routes::start_deployment, routes::delete_deployment,
         routes::deployment_versions, routes::rollback_deployment,
         routes::list_images, routes::pull_image, routes::remove_image, routes::import_image,
+        routes::create_token, routes::list_tokens, routes::revoke_token,
         routes::build_image, routes::upload_build_context, routes::has_build_context,
         routes::missing_sync_files, routes::upload_sync_files, routes::assemble_sync_context,
     ),

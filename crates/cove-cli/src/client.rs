@@ -123,6 +123,15 @@ impl Client {
         decode(self.send(self.http.post(url).json(body)).await?).await
     }
 
+    /// `PUT url` with a JSON body, decoding a JSON answer.
+    pub async fn put<B, T>(&self, url: Url, body: &B) -> Result<T, ClientError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        decode(self.send(self.http.put(url).json(body)).await?).await
+    }
+
     /// `POST url` without a body, decoding a JSON answer.
     pub async fn post_empty<T: DeserializeOwned>(&self, url: Url) -> Result<T, ClientError> {
         decode(self.send(self.http.post(url)).await?).await
@@ -171,6 +180,11 @@ impl Client {
     pub async fn delete(&self, url: Url) -> Result<(), ClientError> {
         self.send(self.http.request(Method::DELETE, url)).await?;
         Ok(())
+    }
+
+    /// `DELETE url`, decoding a JSON answer.
+    pub async fn delete_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, ClientError> {
+        decode(self.send(self.http.request(Method::DELETE, url)).await?).await
     }
 
     /// `GET url`, returning the successful response so its body can be streamed.

@@ -22,6 +22,7 @@ pub use commands::deployment::DeploymentCmd;
 pub use commands::image::ImageCmd;
 pub use commands::info::InfoArgs;
 pub use commands::run::{RunArgs, RunFormat};
+pub use commands::token::TokenCmd;
 
 /// The client commands, for the binary to `#[command(flatten)]`.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -41,6 +42,9 @@ pub enum Command {
     Image(ImageCmd),
     /// Show the daemon's version, runtime and gateway URLs.
     Info(InfoArgs),
+    /// Create, list and revoke workspace API tokens (with the admin token).
+    #[command(subcommand)]
+    Token(TokenCmd),
 }
 
 /// Runs a client command against the daemon configured by the environment.
@@ -61,6 +65,7 @@ pub async fn run_with(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Deployment(c) => commands::deployment::execute(client, c).await,
         Command::Image(c) => commands::image::execute(client, c).await,
         Command::Info(args) => commands::info::execute(client, args).await,
+        Command::Token(c) => commands::token::execute(client, c).await,
     }
 }
 

@@ -107,6 +107,10 @@ pub(crate) mod tests {
             keep_warm_seconds: 600,
             urls: vec![],
             isolation: cove_types::Isolation::Runc,
+            block_network: false,
+            allow_list: vec![],
+            workspace: "default".into(),
+            authorized: false,
         }
     }
 

@@ -9,6 +9,7 @@
 //! - [`routes`]: the route table the lifecycle fills and the proxy reads.
 //! - [`wake`]: the seam through which a route without a target (a deployment scaled to
 //!   zero) is woken while its request waits.
+//! - [`access`]: authorized pods: guarded route keys, the token check, token stripping.
 //! - [`activity`]: per-target in-flight counters used for keep-warm decisions, with drop
 //!   guards that keep them exact across errors, streamed bodies and upgrades.
 //! - `proxy`: one request → one upstream request; hop-by-hop headers, `X-Forwarded-*`.
@@ -19,6 +20,7 @@
 //!   SNI name; rustls (ring) server config.
 //! - `server`: listeners, accept loops, graceful shutdown ([`Gateway`]).
 
+pub mod access;
 pub mod activity;
 mod error;
 mod headers;
@@ -31,6 +33,7 @@ mod upgrade;
 mod upstream;
 pub mod wake;
 
+pub use access::{Access, TokenCheck};
 pub use activity::Activity;
 pub use error::GatewayError;
 pub use host::parse_host;

@@ -14,6 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use tracing::Instrument;
 
+use crate::access;
 use crate::activity::GuardedBody;
 use crate::headers::{set_forwarded, strip_hop_by_hop, wants_upgrade};
 use crate::host::{classify_host, parse_pod_path, HostMatch};
@@ -91,13 +92,31 @@ async fn forward(
         },
         None => req.uri().authority().map(|a| a.to_string()),
     };
-    let resolved = match resolve(&state.domain, host.as_deref(), req.uri()) {
+    let mut resolved = match resolve(&state.domain, host.as_deref(), req.uri()) {
         Ok(r) => r,
         Err(reject) => return reject.into_response(),
     };
     let span = tracing::Span::current();
     span.record("stub", resolved.id.as_str());
     span.record("port", resolved.port);
+
+    // An authorized pod: checked before anything is routed or woken; the token goes no further.
+    if let Some(ws) = state.routes.access().workspace_of(&resolved.id) {
+        match access::authorize(
+            state.routes.access(),
+            &ws,
+            req.headers_mut(),
+            &resolved.path,
+        ) {
+            Ok(path) => resolved.path = path,
+            Err(denied) => {
+                let mut resp = text(StatusCode::UNAUTHORIZED, denied.message());
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return resp;
+            }
+        }
+    }
 
     let not_found = || {
         let msg = format!("no pod {} on port {}", resolved.id, resolved.port);

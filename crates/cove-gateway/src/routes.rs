@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock};
 
+use crate::access::Access;
 use crate::activity::Activity;
 use crate::wake::{Wake, WakeError};
 
@@ -26,6 +27,8 @@ pub struct Routes {
     inner: Arc<RwLock<HashMap<String, Target>>>,
     /// Asked for a target when a key has no route (see [`crate::wake`]).
     waker: Arc<RwLock<Option<Arc<dyn Wake>>>>,
+    /// Which keys need a token, and how tokens are checked (see [`crate::access`]).
+    access: Access,
 }
 
 impl std::fmt::Debug for Routes {
@@ -64,6 +67,11 @@ impl Routes {
         {
             map.remove(&key);
         }
+    }
+
+    /// Authorized pods' keys and the token check.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// Installs the waker asked about keys without a route.

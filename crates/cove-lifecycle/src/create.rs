@@ -16,16 +16,28 @@ use tracing::{info, instrument, warn};
 use crate::{Lifecycle, LifecycleError, Live};
 
 impl Lifecycle {
-    /// Launches a pod and its first container; returns once it is running.
-    #[instrument(skip_all, fields(image = %req.image))]
+    /// Launches a pod in workspace `default`; see [`Lifecycle::create_pod_in`].
     pub async fn create_pod(
         &self,
         req: &CreatePodRequest,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Container, LifecycleError> {
+        self.create_pod_in(cove_types::DEFAULT_WORKSPACE, req, progress)
+            .await
+    }
+
+    /// Launches a pod of `workspace` and its first container; returns once it is running.
+    #[instrument(skip_all, fields(image = %req.image, %workspace))]
+    pub async fn create_pod_in(
+        &self,
+        workspace: &str,
+        req: &CreatePodRequest,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<Container, LifecycleError> {
         let mut spec = validate_pod_spec(req)?;
         // Stored with the pod, so its containers keep their runtime across daemon restarts.
-        spec.isolation.get_or_insert(self.inner.cfg.default_isolation);
+        spec.isolation
+            .get_or_insert(self.inner.cfg.default_isolation);
         let (image, args) = self
             .image_and_args(&spec, req.registry_auth.as_ref(), progress)
             .await?;
@@ -43,6 +55,7 @@ impl Lifecycle {
             deployment_id: None,
             spec_json,
             created_at: now,
+            workspace: workspace.to_string(),
         };
         let row = ContainerRow {
             id: id.clone(),
@@ -85,7 +98,10 @@ impl Lifecycle {
         args: Vec<String>,
     ) -> Result<(), LifecycleError> {
         let dir = self.container_dir(id);
-        let (rootfs, attachment) = self.mount_and_attach(id, image).await?;
+        let disk_mib = spec.disk_mib.or(self.inner.cfg.default_disk_mib);
+        let (rootfs, attachment) = self.mount_and_attach(id, image, disk_mib).await?;
+        // Before the container starts: it never runs with a wider egress than its spec allows.
+        self.inner.network.set_egress(id, &spec.egress).await?;
 
         let cfg = ContainerConfig {
             id: id.to_string(),
@@ -128,13 +144,14 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Makes `<container dir>/rootfs` (the image's overlay) and the network
-    /// attachment of container `id`, at the same time. On error the caller
-    /// undoes both with `release_resources`.
+    /// Makes `<container dir>/rootfs` (the image's overlay, its writable layer limited
+    /// to `disk_mib` if given) and the network attachment of container `id`, at the same
+    /// time. On error the caller undoes both with `release_resources`.
     pub(crate) async fn mount_and_attach(
         &self,
         id: &str,
         image: &Image,
+        disk_mib: Option<u64>,
     ) -> Result<(std::path::PathBuf, cove_network::Attachment), LifecycleError> {
         let dir = self.container_dir(id);
         std::fs::create_dir_all(&dir)
@@ -143,7 +160,9 @@ impl Lifecycle {
         // make them at the same time.
         let images = self.inner.images.clone();
         let (img, mount_dir) = (image.clone(), dir.clone());
-        let mount = tokio::task::spawn_blocking(move || images.mount_rootfs(&img, &mount_dir));
+        let mount = tokio::task::spawn_blocking(move || {
+            images.mount_rootfs_with_disk(&img, &mount_dir, disk_mib)
+        });
         let attach = self.inner.network.attach(id);
         let t0 = std::time::Instant::now();
         let timed_mount = async {
@@ -195,6 +214,8 @@ impl Lifecycle {
                 target: target.clone(),
             },
         );
+        // Guarded before it is routed: an authorized pod is never open, not even briefly.
+        self.guard_pod(pod_id, spec);
         if place.route_now {
             self.inner.routes.insert(&place.route_key, target);
         }

@@ -110,6 +110,7 @@ impl Lifecycle {
             if let Some(pod_id) = &row.pod_id {
                 self.set_placement(pod_id, Some(placement_of(&row)));
             }
+            self.guard_deployment_current(&row);
         }
         Ok(())
     }
@@ -152,7 +153,6 @@ impl Lifecycle {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Deployment, LifecycleError> {
         let spec = validate_deploy(req)?;
-        let name = spec.name.clone().unwrap_or_default();
         self.deploy_spec(&spec, req.registry_auth.as_ref(), progress)
             .await
     }
@@ -190,19 +190,28 @@ impl Lifecycle {
         auth: Option<&cove_types::RegistryAuth>,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Deployment, LifecycleError> {
+        let name = spec.name.clone().unwrap_or_default();
         let (image, args) = self.image_and_args(spec, auth, progress).await?;
         let _deploying = self.inner.deploys.deploy.lock().await;
         match self.inner.store.get_deployment_by_name(&name)? {
+            // Names make URLs, so they are unique across workspaces.
+            Some(row) if workspace.is_some_and(|ws| ws != row.workspace) => {
+                Err(LifecycleError::Conflict(format!(
+                    "deployment name {name} is taken: choose another"
+                )))
+            }
             None => {
-                self.create_deployment(&name, &spec, &image, args, progress)
+                let ws = workspace.unwrap_or(cove_types::DEFAULT_WORKSPACE);
+                self.create_deployment(ws, &name, spec, &image, args, progress)
                     .await
             }
-            Some(row) => self.new_version(row, &spec, &image, args, progress).await,
+            Some(row) => self.new_version(row, spec, &image, args, progress).await,
         }
     }
 
     async fn create_deployment(
         &self,
+        workspace: &str,
         name: &str,
         spec: &ValidPodSpec,
         image: &Image,
@@ -220,18 +229,21 @@ impl Lifecycle {
             status: DeploymentStatus::Active.as_str().to_string(),
             created_at: now,
             updated_at: now,
+            workspace: workspace.to_string(),
         };
         let (pod, ctr) = version_rows(&row, &pod_id, spec, image, now)?;
         self.inner.store.insert_deployment(&row, &pod, &ctr)?;
         let entry = self.remember(&row);
         let _op = entry.op.lock().await;
         self.set_placement(&pod_id, Some(placement_of(&row)));
+        self.guard_deployment(&row, spec);
         progress(format!("Deploying {name} (version 1)"));
         progress("Creating container".to_string());
         if let Err(e) = self.start_container(&ctr.id, spec, image, args).await {
             warn!(deployment = %name, error = %e, "deploy failed; rolling back");
             self.undo_version(&ctr.id, &pod_id).await;
             self.forget(&row.url_key);
+            self.inner.routes.access().unguard(&row.url_key);
             if let Err(se) = self.inner.store.delete_deployment(&row.id) {
                 warn!(error = %se, "could not delete the row of a failed deployment");
             }
@@ -291,6 +303,7 @@ impl Lifecycle {
         wait_accepting(&new.target, &new.done, READY_TIMEOUT).await;
         // Switch: from here on requests go to the new version.
         self.set_placement(&pod_id, Some(placement_of(&row)));
+        self.guard_deployment(&row, spec);
         self.inner.routes.insert(&row.url_key, new.target.clone());
         let at = now_ms();
         self.inner
@@ -382,6 +395,7 @@ fn version_rows(
         deployment_id: Some(dep.id.clone()),
         spec_json,
         created_at: now,
+        workspace: dep.workspace.clone(),
     };
     Ok((pod, new_container_row(pod_id, &image.reference, now)))
 }

@@ -65,6 +65,7 @@ impl Lifecycle {
         // Unknown to the waker first, so no request wakes it while it stops.
         self.forget(&row.url_key);
         self.inner.routes.remove(&row.url_key);
+        self.inner.routes.access().unguard(&row.url_key);
         self.stop_all_of(&row, "deployment deleted").await?;
         if let Some(pod_id) = &row.pod_id {
             self.set_placement(pod_id, None);
@@ -143,6 +144,7 @@ impl Lifecycle {
             urls: self.urls(&row.url_key, &spec.ports),
             created_at: row.created_at,
             updated_at: row.updated_at,
+            workspace: row.workspace.clone(),
         })
     }
 }

@@ -100,6 +100,9 @@ impl Lifecycle {
             self.inner
                 .routes
                 .remove_if_current(&live.route_key, &live.activity);
+            if live.deployment_id.is_none() {
+                self.inner.routes.access().unguard(&live.route_key);
+            }
             if let Some(last) = live.activity.last_end_ms() {
                 let _ = self.inner.store.set_last_active(id, last);
             }
@@ -121,13 +124,14 @@ impl Lifecycle {
         info!(container = %id, status = final_status.as_str(), code = ?code, "container ended");
     }
 
-    /// Removes a container's runtime state, network attachment and root
-    /// filesystem mount. Idempotent; failures are logged, not returned, so
-    /// that one stuck part does not keep the others.
+    /// Removes a container's runtime state, network attachment (with its
+    /// egress rules) and root filesystem mount. Idempotent; failures are
+    /// logged, not returned, so that one stuck part does not keep the others.
     pub(crate) async fn release_resources(&self, id: &str) {
         if let Err(e) = self.inner.runtime.delete(id).await {
             warn!(container = %id, error = %e, "runtime delete failed");
         }
+        // Detaching also removes the egress rules keyed by its address.
         if let Err(e) = self.inner.network.detach(id).await {
             warn!(container = %id, error = %e, "network detach failed");
         }

@@ -10,21 +10,25 @@
 //! - [`finish`]: stop, exit watching, and the one cleanup path every ending takes.
 //! - [`reconcile`]: re-adopt or clean up after a restart.
 //! - [`keepwarm`]: the idle timer.
+//! - `egress`: changing a running pod's egress policy (open, blocked, allow list).
 //! - [`deploy`], `deploy_ops`, `deploy_wake`: deployments (named pods behind a stable URL,
 //!   versioned, scaled to zero and woken by the gateway).
 //! - [`build`], `build_step`: image builds (steps run in containers, committed as layers, cached).
 //! - `sync_files`: synced files stored per file by digest, assembled into build contexts.
+//! - `access`: workspaces (ownership checks, filtered lists) and authorized pods' guards.
 //! - [`logs`], [`images`], [`view`]: reading logs, image operations, API views.
 
+mod access;
 mod build;
 mod build_step;
 mod create;
 mod deploy;
 mod deploy_ops;
+mod deploy_versions;
 mod deploy_wake;
+mod egress;
 mod error;
 mod finish;
-mod deploy_versions;
 mod images;
 mod keepwarm;
 mod logs;
@@ -63,6 +67,8 @@ pub struct LifecycleConfig {
     /// Time between SIGTERM and SIGKILL when stopping.
     pub stop_grace: Duration,
     pub pids_limit: i64,
+    /// Disk limit in MiB of pods that do not ask for one (`--default-disk`); `None`: unlimited.
+    pub default_disk_mib: Option<u64>,
     /// A CA bundle on the host to mount into build containers (and point
     /// SSL_CERT_FILE, PIP_CERT, REQUESTS_CA_BUNDLE at); `None` = off.
     pub build_ca_bundle: Option<PathBuf>,

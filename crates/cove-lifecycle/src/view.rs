@@ -77,6 +77,10 @@ impl Lifecycle {
             memory_mib: spec.memory_mib,
             keep_warm_seconds: spec.keep_warm_seconds,
             isolation: spec.isolation.unwrap_or(self.inner.cfg.default_isolation),
+            workspace: pod.workspace.clone(),
+            authorized: spec.authorized,
+            block_network: spec.egress.block_network(),
+            allow_list: spec.egress.allow_list(),
         })
     }
 }

@@ -13,6 +13,8 @@ pub struct PodRow {
     /// The validated spec, in the lifecycle crate's JSON form.
     pub spec_json: String,
     pub created_at: i64,
+    /// The workspace it belongs to (`default` for rows made before workspaces).
+    pub workspace: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,17 +34,18 @@ pub struct ContainerRow {
     pub last_active_at: Option<i64>,
 }
 
-const POD_COLS: &str = "id, name, deployment_id, spec_json, created_at";
+pub(crate) const POD_COLS: &str = "id, name, deployment_id, spec_json, created_at, workspace";
 const CTR_COLS: &str = "id, pod_id, status, image, address, shim_pid, exit_code, reason, \
                         scheduled_at, started_at, ended_at, last_active_at";
 
-fn pod_from(r: &Row<'_>) -> rusqlite::Result<PodRow> {
+pub(crate) fn pod_from(r: &Row<'_>) -> rusqlite::Result<PodRow> {
     Ok(PodRow {
         id: r.get(0)?,
         name: r.get(1)?,
         deployment_id: r.get(2)?,
         spec_json: r.get(3)?,
         created_at: r.get(4)?,
+        workspace: r.get(5)?,
     })
 }
 
@@ -192,13 +195,14 @@ impl Store {
 
 pub(crate) fn insert_pod(conn: &rusqlite::Connection, pod: &PodRow) -> Result<(), StoreError> {
     conn.execute(
-        &format!("INSERT INTO pods ({POD_COLS}) VALUES (?1,?2,?3,?4,?5)"),
+        &format!("INSERT INTO pods ({POD_COLS}) VALUES (?1,?2,?3,?4,?5,?6)"),
         params![
             pod.id,
             pod.name,
             pod.deployment_id,
             pod.spec_json,
-            pod.created_at
+            pod.created_at,
+            pod.workspace
         ],
     )?;
     Ok(())
@@ -241,6 +245,7 @@ mod tests {
             deployment_id: None,
             spec_json: "{}".into(),
             created_at: 1,
+            workspace: "default".into(),
         };
         let ctr = ContainerRow {
             id: "pod-p1-0".into(),

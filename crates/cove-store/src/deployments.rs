@@ -20,9 +20,11 @@ pub struct DeploymentRow {
     pub status: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The workspace it belongs to.
+    pub workspace: String,
 }
 
-const COLS: &str = "id, name, url_key, version, pod_id, status, created_at, updated_at";
+const COLS: &str = "id, name, url_key, version, pod_id, status, created_at, updated_at, workspace";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<DeploymentRow> {
     Ok(DeploymentRow {
@@ -34,6 +36,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeploymentRow> {
         status: r.get(5)?,
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
+        workspace: r.get(8)?,
     })
 }
 
@@ -48,7 +51,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            &format!("INSERT INTO deployments ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
+            &format!("INSERT INTO deployments ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
             params![
                 dep.id,
                 dep.name,
@@ -57,7 +60,8 @@ impl Store {
                 dep.pod_id,
                 dep.status,
                 dep.created_at,
-                dep.updated_at
+                dep.updated_at,
+                dep.workspace
             ],
         )?;
         insert_pod(&tx, pod)?;
@@ -119,10 +123,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// Removes a deployment's row; its versions' pods and containers stay as history.
-    pub fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute("DELETE FROM deployments WHERE id = ?1", [id])?;
     /// The pods of a deployment's versions, oldest first: every pod of it that ran (an
     /// interrupted or failed deploy's pod never did), and the current one.
     pub fn deployment_versions(
@@ -142,6 +142,10 @@ impl Store {
         Ok(rows)
     }
 
+    /// Removes a deployment's row; its versions' pods and containers stay as history.
+    pub fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM deployments WHERE id = ?1", [id])?;
         Ok(())
     }
 }
@@ -157,6 +161,7 @@ mod tests {
             deployment_id: Some("d1".into()),
             spec_json: "{}".into(),
             created_at: 1,
+            workspace: "default".into(),
         };
         let ctr = ContainerRow {
             id: format!("pod-{pod_id}-0"),
@@ -185,6 +190,7 @@ mod tests {
             status: "ACTIVE".into(),
             created_at: 1,
             updated_at: 1,
+            workspace: "default".into(),
         }
     }
 
@@ -214,12 +220,6 @@ mod tests {
     }
 
     #[test]
-    fn a_taken_name_inserts_nothing() {
-        let s = Store::open_in_memory().unwrap();
-        let (pod, ctr) = rows("p1");
-        s.insert_deployment(&dep(), &pod, &ctr).unwrap();
-        let (pod2, ctr2) = rows("p2");
-    #[test]
     fn versions_are_the_pods_that_ran_and_the_current_one() {
         let s = Store::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
@@ -243,6 +243,12 @@ mod tests {
         assert!(s.deployment_versions("nope", None).unwrap().is_empty());
     }
 
+    #[test]
+    fn a_taken_name_inserts_nothing() {
+        let s = Store::open_in_memory().unwrap();
+        let (pod, ctr) = rows("p1");
+        s.insert_deployment(&dep(), &pod, &ctr).unwrap();
+        let (pod2, ctr2) = rows("p2");
         let mut d2 = dep();
         d2.id = "d2".into();
         d2.url_key = "app-ffffffff".into();

@@ -9,7 +9,9 @@ mod deployments;
 mod error;
 mod events;
 mod images;
+mod pod_spec;
 mod schema;
+mod tokens;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +24,7 @@ pub use deployments::DeploymentRow;
 pub use error::StoreError;
 pub use events::EventRow;
 pub use images::ImageRow;
+pub use tokens::TokenRow;
 
 /// A handle on the database; cheap to clone. Calls are short and synchronous
 /// (SQLite on local disk answers in microseconds), so callers may use them from

@@ -67,6 +67,21 @@ CREATE TABLE builds (
     created_at      INTEGER NOT NULL
 );
 "#,
+    // 3: workspaces and their API tokens (only each secret's sha256 is kept).
+    r#"
+CREATE TABLE tokens (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    workspace    TEXT NOT NULL,
+    -- sha256 hex of the secret; the secret itself is never stored.
+    hash         TEXT NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER
+);
+ALTER TABLE pods ADD COLUMN workspace TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE deployments ADD COLUMN workspace TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX pods_workspace ON pods(workspace);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -22,6 +22,11 @@ pub struct CreatePodRequest {
     /// MiB as a number (`128`) or a size (`"512Mi"`, `"1Gi"`). Default 128.
     #[serde(default)]
     pub memory: Option<Quantity>,
+    /// Largest size of the pod's writable layer: MiB as a number (`1024`) or a size
+    /// (`"1Gi"`); writes past it fail with "No space left on device". Default: the daemon's
+    /// `--default-disk` (off: unlimited).
+    #[serde(default)]
+    pub disk: Option<Quantity>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Command and arguments; defaults to the image's entrypoint and cmd.
@@ -35,6 +40,13 @@ pub struct CreatePodRequest {
     /// Working directory; defaults to the image's.
     #[serde(default)]
     pub workdir: Option<String>,
+    /// No outbound connections at all; requests through the gateway still reach the pod.
+    #[serde(default)]
+    pub block_network: bool,
+    /// Only these destinations may be reached (`10.0.0.0/8`, `1.2.3.4/32`, `2001:db8::/32`;
+    /// at most 256). Empty: anywhere. Not together with `block_network`.
+    #[serde(default)]
+    pub allow_list: Vec<String>,
     /// Registry credentials for pulling the image, if it is not local.
     #[serde(default)]
     pub registry_auth: Option<RegistryAuth>,
@@ -42,6 +54,11 @@ pub struct CreatePodRequest {
     /// kernel, not the host's). Default: the daemon's `--default-isolation`.
     #[serde(default)]
     pub isolation: Option<String>,
+    /// Serve the pod's ports only to requests with a token of its workspace (or the admin
+    /// token), as `Authorization: Bearer <token>` or `?auth_token=<token>`; the gateway
+    /// removes the token before the pod sees the request.
+    #[serde(default)]
+    pub authorized: bool,
 }
 
 /// Basic credentials for a registry (the registry may exchange them for a bearer token).
@@ -135,6 +152,18 @@ pub struct Container {
     /// The runtime isolating it: `runc` or `gvisor`.
     #[serde(default)]
     pub isolation: crate::Isolation,
+    /// Its egress is blocked (see `PUT /v1/containers/{id}/egress`).
+    #[serde(default)]
+    pub block_network: bool,
+    /// The only destinations its egress may reach; empty when not restricted to a list.
+    #[serde(default)]
+    pub allow_list: Vec<String>,
+    /// The workspace it belongs to.
+    #[serde(default)]
+    pub workspace: String,
+    /// Whether its URLs need a token of its workspace.
+    #[serde(default)]
+    pub authorized: bool,
 }
 
 /// `POST /v1/pods` response.

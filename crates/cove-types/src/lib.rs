@@ -6,10 +6,12 @@
 
 pub mod api;
 pub mod deploy;
+pub mod egress;
 pub mod isolation;
 pub mod quantity;
 pub mod spec;
 pub mod sync;
+pub mod tokens;
 
 pub use api::*;
 pub use deploy::{
@@ -18,11 +20,13 @@ pub use deploy::{
 };
 pub use egress::{Cidr, EgressError, EgressPolicy, EgressRequest, MAX_ALLOW_LIST};
 pub use isolation::{Isolation, IsolationError};
-pub use isolation::{Isolation, IsolationError};
 pub use quantity::{parse_cpu_millis, parse_memory_mib, Quantity, QuantityError};
-pub use spec::{validate_pod_spec, SpecError, ValidPodSpec};
+pub use spec::{parse_disk_mib, validate_pod_spec, SpecError, ValidPodSpec, MIN_DISK_MIB};
 pub use sync::{
     SyncEntry, SyncEntryKind, SyncFilesStored, SyncManifest, SyncMissing, MAX_SYNC_ENTRIES,
+};
+pub use tokens::{
+    validate_workspace, CreateTokenRequest, CreatedToken, Scope, TokenInfo, DEFAULT_WORKSPACE,
 };
 
 /// Default idle timeout of a pod, in seconds (the guide's "10 minutes").

@@ -19,6 +19,16 @@ pub struct ValidPodSpec {
     pub name: Option<String>,
     pub keep_warm_seconds: i64,
     pub workdir: Option<String>,
+    /// Size of the pod's writable layer in MiB; `None` (and specs stored before it
+    /// existed): the daemon's `--default-disk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mib: Option<u64>,
+    /// Egress policy (absent in specs stored before it existed: open).
+    #[serde(default)]
+    pub egress: crate::EgressPolicy,
+    /// Its URLs need a token of its workspace (absent in specs stored before: public).
+    #[serde(default)]
+    pub authorized: bool,
     /// The runtime that isolates it. `None` (and specs stored before it existed) means the
     /// daemon's `--default-isolation` at the time a container starts; `cove run` stores the
     /// default it was created with.
@@ -52,6 +62,10 @@ pub enum SpecError {
     Name(String),
     #[error("workdir {0:?} must be an absolute path")]
     Workdir(String),
+    #[error("disk {0} is invalid: use MiB (like 1024) or a size (like \"1Gi\") between {MIN_DISK_MIB} MiB and 1 TiB")]
+    Disk(String),
+    #[error(transparent)]
+    Egress(#[from] crate::EgressError),
     #[error(transparent)]
     Isolation(#[from] crate::IsolationError),
 }
@@ -120,10 +134,12 @@ pub fn validate_pod_spec(req: &CreatePodRequest) -> Result<ValidPodSpec, SpecErr
             return Err(SpecError::Workdir(w.clone()));
         }
     }
+    let egress = crate::EgressPolicy::from_fields(req.block_network, &req.allow_list)?;
     let isolation = match &req.isolation {
         Some(i) => Some(i.parse::<crate::Isolation>()?),
         None => None,
     };
+    let disk_mib = req.disk.as_ref().map(parse_disk_mib).transpose()?;
     Ok(ValidPodSpec {
         image: image.to_string(),
         ports,
@@ -134,8 +150,26 @@ pub fn validate_pod_spec(req: &CreatePodRequest) -> Result<ValidPodSpec, SpecErr
         name: req.name.clone(),
         keep_warm_seconds,
         workdir: req.workdir.clone(),
+        disk_mib,
+        egress,
+        authorized: req.authorized,
         isolation,
     })
+}
+
+/// Smallest disk limit: room for the filesystem's own metadata and a small writable layer.
+pub const MIN_DISK_MIB: u64 = 32;
+
+/// A disk size in MiB (same syntax as memory), at least [`MIN_DISK_MIB`].
+pub fn parse_disk_mib(q: &crate::Quantity) -> Result<u64, SpecError> {
+    let shown = match q {
+        crate::Quantity::Number(n) => n.to_string(),
+        crate::Quantity::Text(s) => format!("{s:?}"),
+    };
+    match parse_memory_mib(q) {
+        Ok(mib) if mib >= MIN_DISK_MIB => Ok(mib),
+        _ => Err(SpecError::Disk(shown)),
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +202,26 @@ mod tests {
         assert_eq!(validate_pod_spec(&r), Err(SpecError::PortRepeated(80)));
         r.ports = vec![80, 8080];
         assert!(validate_pod_spec(&r).is_ok());
+    }
+
+    #[test]
+    fn disk() {
+        let mut r = req();
+        assert_eq!(validate_pod_spec(&r).unwrap().disk_mib, None);
+        r.disk = Some(crate::Quantity::Text("1Gi".into()));
+        assert_eq!(validate_pod_spec(&r).unwrap().disk_mib, Some(1024));
+        r.disk = Some(crate::Quantity::Number(64.0));
+        assert_eq!(validate_pod_spec(&r).unwrap().disk_mib, Some(64));
+        for bad in ["8Mi", "lots", "-1"] {
+            r.disk = Some(crate::Quantity::Text(bad.into()));
+            let err = validate_pod_spec(&r).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("disk \"{bad}\" is invalid")), "{err}");
+        }
+        // A spec stored before the field existed still loads, unlimited.
+        let mut old = serde_json::to_value(validate_pod_spec(&req()).unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("disk_mib");
+        let loaded: ValidPodSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(loaded.disk_mib, None);
     }
 
     #[test]

@@ -62,6 +62,18 @@ pub struct ServerArgs {
     /// whose outbound TLS goes through an intercepting proxy. Off unless set.
     #[arg(long, env = "COVE_BUILD_CA_BUNDLE")]
     build_ca_bundle: Option<PathBuf>,
+    /// Disk limit of pods that set none: MiB (1024) or a size (1Gi) for each pod's writable
+    /// layer (a sparse loop-mounted ext4 of that size). Off (unlimited) unless set.
+    #[arg(long, env = "COVE_DEFAULT_DISK", value_parser = parse_default_disk)]
+    default_disk: Option<u64>,
+    /// The isolation of pods that do not ask for one: runc, or gvisor (gVisor's runsc; needs
+    /// the runsc package).
+    #[arg(long, env = "COVE_DEFAULT_ISOLATION", default_value = "runc")]
+    default_isolation: cove_types::Isolation,
+    /// How gVisor's sentry intercepts system calls: ptrace (works anywhere) or kvm (needs
+    /// /dev/kvm and a host whose KVM works for it).
+    #[arg(long, env = "COVE_GVISOR_PLATFORM", default_value = "ptrace", value_parser = ["ptrace", "kvm"])]
+    gvisor_platform: String,
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
@@ -89,8 +101,15 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     .await
     .with_context(|| format!("setting up the pod network {}", args.subnet))?;
     let shim = crate::shim::install(data_dir)?;
-    let runtime = Arc::new(cove_runtime::Runc::new(data_dir.join("runc"), shim));
+    let runtime = runtimes(&args, data_dir, shim)?;
+    let tokens =
+        cove_api::tokens::TokenCache::load(store.clone(), &token).context("loading API tokens")?;
     let routes = Routes::default();
+    // The gateway checks authorized pods' tokens against the same in-memory cache.
+    routes.access().set_token_check({
+        let tokens = tokens.clone();
+        Arc::new(move |t: &str| tokens.scope(t))
+    });
     let gateway = Gateway::bind(
         GatewayConfig {
             tls_listen: args.gateway_tls_listen,
@@ -111,7 +130,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         domain: args.domain.clone(),
         gateway_url: format!("http://{gw_addr}"),
         gateway_tls_url: gateway.tls_local_addr().map(|a| format!("https://{a}")),
-        runtime: "runc".to_string(),
+        runtime: runtime_description(&runtime, args.default_isolation),
     };
     let lifecycle = Lifecycle::new(
         LifecycleConfig {
@@ -122,7 +141,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             cgroup_parent: format!("cove-{}", short_hash(&data_dir.to_string_lossy())),
             stop_grace: Duration::from_secs(args.stop_grace_seconds),
             pids_limit: 4096,
+            default_disk_mib: args.default_disk,
             build_ca_bundle: args.build_ca_bundle.clone(),
+            default_isolation: args.default_isolation,
         },
         store,
         images,
@@ -146,7 +167,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let gw_task = tokio::spawn(gateway.serve(until_stop(stop_rx.clone())));
     let state = AppState {
         lifecycle: lifecycle.clone(),
-        token: Arc::new(token),
+        tokens,
         info: Arc::new(info),
     };
     let api_task = tokio::spawn(cove_api::serve(
@@ -171,6 +192,41 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(5), gw_task).await;
     lifecycle.shutdown().await;
     Ok(())
+}
+
+/// runc, plus gVisor's runsc when it is installed (each with its own state root in the data dir).
+fn runtimes(
+    args: &ServerArgs,
+    data_dir: &Path,
+    shim: PathBuf,
+) -> Result<Arc<cove_runtime::Runtimes>> {
+    let runc = cove_runtime::Runc::new(data_dir.join("runc"), shim.clone());
+    let gvisor = cove_runtime::find_runsc().map(|runsc| {
+        info!(runsc = %runsc.display(), platform = %args.gvisor_platform, "gVisor isolation available");
+        cove_runtime::Runc::gvisor(data_dir.join("runsc"), shim, runsc, &args.gvisor_platform)
+    });
+    let runtimes = cove_runtime::Runtimes::new(runc, gvisor);
+    if !runtimes.supports(args.default_isolation) {
+        bail!(
+            "--default-isolation {}: runsc is not installed (apt-get install runsc)",
+            args.default_isolation
+        );
+    }
+    Ok(Arc::new(runtimes))
+}
+
+/// `GET /v1/info`'s runtime: the runtimes this daemon has, default first.
+fn runtime_description(
+    runtimes: &cove_runtime::Runtimes,
+    default: cove_types::Isolation,
+) -> String {
+    let mut names = vec![format!("{default} (default)")];
+    for i in cove_types::Isolation::ALL {
+        if i != default && runtimes.supports(i) {
+            names.push(i.to_string());
+        }
+    }
+    names.join(", ")
 }
 
 /// Takes the data dir's lock for the daemon's life: two daemons on one data
@@ -236,4 +292,9 @@ fn short_hash(s: &str) -> String {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     });
     format!("{:08x}", h as u32)
+}
+
+/// `--default-disk`: a size like a pod's `disk`.
+fn parse_default_disk(s: &str) -> Result<u64, String> {
+    cove_types::parse_disk_mib(&cove_types::Quantity::Text(s.to_string())).map_err(|e| e.to_string())
 }

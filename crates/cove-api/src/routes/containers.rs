@@ -3,8 +3,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use cove_types::{Container, ErrorBody, ExecRequest, ExecResponse};
+use axum::{Extension, Json};
+use cove_types::{Container, ErrorBody, ExecRequest, ExecResponse, Scope};
 use serde::Deserialize;
 use tracing::instrument;
 
@@ -21,9 +21,10 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/v1/containers", params(ListQuery), responses((status = 200, body = Vec<Container>)))]
 pub async fn list_containers(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Container>>, ApiError> {
-    Ok(Json(state.lifecycle.list_containers(q.all)?))
+    Ok(Json(state.lifecycle.list_containers_in(&scope, q.all)?))
 }
 
 #[utoipa::path(get, path = "/v1/containers/{id}", responses(

@@ -2,9 +2,9 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use cove_lifecycle::validate_deploy;
-use cove_types::{CreatePodRequest, DeployEvent, Deployment, ErrorBody};
+use cove_types::{CreatePodRequest, DeployEvent, Deployment, ErrorBody, Scope};
 use tracing::{info, instrument};
 
 use crate::{stream, ApiError, AppState};
@@ -27,16 +27,18 @@ use crate::{stream, ApiError, AppState};
 #[instrument(skip_all)]
 pub async fn deploy(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     body: Result<Json<CreatePodRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let lifecycle = state.lifecycle.clone();
+    let workspace = scope.workspace().to_string();
     if !stream::wants_ndjson(&headers) {
         // Its own task: a client hanging up cannot interrupt a deploy halfway.
         let deployment = crate::detached(async move {
             let progress = |msg: String| info!(%msg, "deploy progress");
-            lifecycle.deploy(&req, &progress).await
+            lifecycle.deploy_in(&workspace, &req, &progress).await
         })
         .await?;
         return Ok((StatusCode::CREATED, Json(deployment)).into_response());
@@ -52,7 +54,7 @@ pub async fn deploy(
                 })
             }
         };
-        match lifecycle.deploy(&req, &progress).await {
+        match lifecycle.deploy_in(&workspace, &req, &progress).await {
             Ok(d) => lines.send(&DeployEvent {
                 deployment: Some(d),
                 ..Default::default()
@@ -66,8 +68,9 @@ pub async fn deploy(
 #[utoipa::path(get, path = "/v1/deployments", responses((status = 200, body = Vec<Deployment>)))]
 pub async fn list_deployments(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
 ) -> Result<Json<Vec<Deployment>>, ApiError> {
-    Ok(Json(state.lifecycle.list_deployments()?))
+    Ok(Json(state.lifecycle.list_deployments_in(&scope)?))
 }
 
 #[utoipa::path(get, path = "/v1/deployments/{name}", responses(

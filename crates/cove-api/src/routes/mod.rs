@@ -4,31 +4,40 @@ mod builds;
 mod containers;
 mod deployment_versions;
 mod deployments;
+mod egress;
 mod images;
 mod info;
 mod pods;
 mod sync_files;
+mod tokens;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::AppState;
 
 pub use builds::*;
 pub use containers::*;
-pub use deployments::*;
-pub use images::*;
 pub use deployment_versions::*;
+pub use deployments::*;
+pub use egress::*;
+pub use images::*;
 pub use info::*;
 pub use pods::*;
 pub use sync_files::*;
+pub use tokens::*;
 
 /// Routes that need the API token.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/info", get(info::info))
         .route("/v1/pods", post(pods::create_pod))
+        .route(
+            "/v1/tokens",
+            get(tokens::list_tokens).post(tokens::create_token),
+        )
+        .route("/v1/tokens/{token}", delete(tokens::revoke_token))
         .route(
             "/v1/deployments",
             get(deployments::list_deployments).post(deployments::deploy),
@@ -45,15 +54,6 @@ pub fn router() -> Router<AppState> {
             "/v1/deployments/{name}/start",
             post(deployments::start_deployment),
         )
-        .route("/v1/containers", get(containers::list_containers))
-        .route("/v1/containers/{id}", get(containers::get_container))
-        .route("/v1/containers/{id}/stop", post(containers::stop_container))
-        .route("/v1/containers/{id}/logs", get(containers::container_logs))
-        .route("/v1/containers/{id}/exec", post(containers::exec_container))
-        .route(
-            "/v1/images",
-            get(images::list_images).delete(images::remove_image),
-        )
         .route(
             "/v1/deployments/{name}/versions",
             get(deployment_versions::deployment_versions),
@@ -61,6 +61,19 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/deployments/{name}/rollback",
             post(deployment_versions::rollback_deployment),
+        )
+        .route("/v1/containers", get(containers::list_containers))
+        .route("/v1/containers/{id}", get(containers::get_container))
+        .route("/v1/containers/{id}/stop", post(containers::stop_container))
+        .route("/v1/containers/{id}/logs", get(containers::container_logs))
+        .route("/v1/containers/{id}/exec", post(containers::exec_container))
+        .route(
+            "/v1/containers/{id}/egress",
+            axum::routing::put(egress::set_container_egress),
+        )
+        .route(
+            "/v1/images",
+            get(images::list_images).delete(images::remove_image),
         )
         .route("/v1/images/pull", post(images::pull_image))
         .route("/v1/images/import", post(images::import_image))

@@ -2,9 +2,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use cove_lifecycle::LifecycleError;
-use cove_types::{validate_pod_spec, CreateEvent, CreatePodRequest, CreatePodResponse, ErrorBody};
+use cove_types::{
+    validate_pod_spec, CreateEvent, CreatePodRequest, CreatePodResponse, ErrorBody, Scope,
+};
 use tracing::{info, instrument};
 
 use crate::{stream, ApiError, AppState};
@@ -26,18 +28,20 @@ use crate::{stream, ApiError, AppState};
 #[instrument(skip_all)]
 pub async fn create_pod(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     body: Result<Json<CreatePodRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let lifecycle = state.lifecycle.clone();
+    let workspace = scope.workspace().to_string();
     if !stream::wants_ndjson(&headers) {
         // A client that hangs up must not cancel a create halfway: the work
         // runs in its own task, which finishes (or rolls back) whatever
         // happens here.
         let container = crate::detached(async move {
             let progress = |msg: String| info!(%msg, "create progress");
-            lifecycle.create_pod(&req, &progress).await
+            lifecycle.create_pod_in(&workspace, &req, &progress).await
         })
         .await?;
         return Ok((StatusCode::CREATED, Json(CreatePodResponse { container })).into_response());
@@ -53,7 +57,7 @@ pub async fn create_pod(
                 })
             }
         };
-        match lifecycle.create_pod(&req, &progress).await {
+        match lifecycle.create_pod_in(&workspace, &req, &progress).await {
             Ok(container) => lines.send(&CreateEvent {
                 container: Some(container),
                 ..Default::default()

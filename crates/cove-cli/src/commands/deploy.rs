@@ -38,6 +38,7 @@ struct Manifest {
     ports: Vec<i64>,
     cpu: Option<Quantity>,
     memory: Option<Quantity>,
+    disk: Option<Quantity>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     entrypoint: Option<Entrypoint>,
@@ -45,6 +46,9 @@ struct Manifest {
     workdir: Option<String>,
     /// `runc` or `gvisor`; default: the daemon's.
     isolation: Option<String>,
+    /// Only requests with a token of the deployment's workspace reach it.
+    #[serde(default)]
+    authorized: bool,
 }
 
 /// `["httpd", "-f"]` or `"httpd -f"` (split like a shell does).
@@ -70,12 +74,16 @@ impl Manifest {
             ports: self.ports,
             cpu: self.cpu,
             memory: self.memory,
+            disk: self.disk,
             env: self.env,
             entrypoint,
             name: self.name,
             keep_warm_seconds: self.keep_warm_seconds,
             workdir: self.workdir,
             isolation: self.isolation,
+            block_network: false,
+            allow_list: Vec::new(),
+            authorized: self.authorized,
             registry_auth: None,
         })
     }
@@ -170,9 +178,20 @@ fn say(text: bool, line: &str) {
 pub async fn execute(client: &Client, args: DeployArgs) -> Result<i32> {
     let text = args.format == RunFormat::Text;
     let req = load_request(&args.target, &|p| say(text, &format!("=> {p}")))?;
-    let resp = client
-        .post_ndjson(client.url(&["v1", "deployments"], &[]), &req)
-        .await?;
+    let d = stream_deploy(client, client.url(&["v1", "deployments"], &[]), &req, text).await?;
+    report(&d, text)?;
+    Ok(0)
+}
+
+/// POSTs `body` to a deploying route (`/v1/deployments`, `.../rollback`), shows its
+/// progress lines (on stdout for text, stderr otherwise) and returns the deployment.
+pub(crate) async fn stream_deploy(
+    client: &Client,
+    url: reqwest::Url,
+    body: &impl serde::Serialize,
+    text: bool,
+) -> Result<Deployment> {
+    let resp = client.post_ndjson(url, body).await?;
     let mut stream = resp.bytes_stream();
     let mut pending: Vec<u8> = Vec::new();
     let mut done: Option<Deployment> = None;
@@ -195,10 +214,14 @@ pub async fn execute(client: &Client, args: DeployArgs) -> Result<i32> {
             }
         }
     }
-    let d = done.context("the daemon ended the stream without a deployment")?;
+    done.context("the daemon ended the stream without a deployment")
+}
+
+/// Prints a deployed deployment: its container and URLs, or JSON.
+pub(crate) fn report(d: &Deployment, text: bool) -> Result<()> {
     if !text {
-        println!("{}", serde_json::to_string_pretty(&d)?);
-        return Ok(0);
+        println!("{}", serde_json::to_string_pretty(d)?);
+        return Ok(());
     }
     if let Some(c) = &d.container {
         say(
@@ -212,7 +235,7 @@ pub async fn execute(client: &Client, args: DeployArgs) -> Result<i32> {
     for u in &d.urls {
         say(true, &format!("✨ Deployment hosted at: {}", u.url));
     }
-    Ok(0)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 pub mod container;
 pub mod deploy;
 pub mod deployment;
+pub mod egress;
 pub mod image;
 pub mod info;
 pub mod run;
+pub mod token;

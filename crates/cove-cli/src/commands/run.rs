@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Memory in MiB (128) or with a unit (512Mi, 1Gi). Default 128.
     #[arg(long)]
     pub memory: Option<String>,
+    /// Largest size of the pod's writable layer, MiB (1024) or with a unit (1Gi); writes past
+    /// it fail with "No space left on device". Default: the daemon's --default-disk (unlimited).
+    #[arg(long)]
+    pub disk: Option<String>,
     /// Seconds without connections before the container stops; -1 keeps it up. Default 600.
     #[arg(long, allow_hyphen_values = true, value_name = "SECONDS")]
     pub keep_warm_seconds: Option<i64>,
@@ -58,7 +62,16 @@ pub struct RunArgs {
     /// go to gVisor's own kernel). Default: the daemon's --default-isolation.
     #[arg(long, value_name = "runc|gvisor")]
     pub isolation: Option<String>,
-    /// Registry username, if the image must be pulled from a private registry.
+    /// No outbound network at all (requests through the gateway still reach the pod).
+    #[arg(long)]
+    pub block_network: bool,
+    /// Serve the pod's URLs only to requests carrying a token of its workspace
+    /// (`Authorization: Bearer <token>` or `?auth_token=<token>`); the pod never sees the token.
+    #[arg(long)]
+    pub authorized: bool,
+    /// Only let the pod reach this CIDR (10.0.0.0/8, 1.2.3.4/32, 2001:db8::/32); repeat for several.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
     #[arg(long, requires = "password", env = "COVE_REGISTRY_USERNAME")]
     pub username: Option<String>,
     /// Registry password (prefer the environment variable to keep it out of shell history).
@@ -99,12 +112,16 @@ pub fn build_request(args: &RunArgs) -> Result<CreatePodRequest> {
         ports: args.ports.clone(),
         cpu: args.cpu.as_deref().map(quantity),
         memory: args.memory.as_deref().map(quantity),
+        disk: args.disk.as_deref().map(quantity),
         env,
         entrypoint,
         name: args.name.clone(),
         keep_warm_seconds: args.keep_warm_seconds,
         workdir: args.workdir.clone(),
         isolation: args.isolation.clone(),
+        block_network: args.block_network,
+        allow_list: args.allow.clone(),
+        authorized: args.authorized,
         registry_auth: registry_auth(&args.username, &args.password),
     })
 }
