@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Errors from spec generation, runc and the shim. Messages are lowercase and name the problem.
+/// Errors from spec generation, the OCI runtime (runc, runsc) and the shim. Messages are lowercase and name the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("invalid container config: {0}")]
@@ -21,12 +21,18 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
 
-    #[error("runc {command} failed for container {id}: {message}")]
+    /// The OCI runtime's CLI (`runc` or `runsc`) failed.
+    #[error("{runtime} {command} failed for container {id}: {message}")]
     Runc {
+        runtime: &'static str,
         command: &'static str,
         id: String,
         message: String,
     },
+
+    /// The container asks for a runtime this daemon does not have (e.g. runsc is not installed).
+    #[error("{0}")]
+    Unavailable(String),
 
     #[error("container {id} failed to start: {message}")]
     Start { id: String, message: String },

@@ -1,19 +1,20 @@
-//! `cove-runtime`: runs one container through an OCI runtime (runc today, gVisor's runsc later).
+//! `cove-runtime`: runs one container through an OCI runtime: runc, or gVisor's runsc.
 //!
 //! Map of the crate:
 //! - [`spec`]: builds the OCI `config.json` (namespaces, caps, mounts, cgroup limits, rlimits) from a
 //!   [`ContainerConfig`]; [`user`] resolves the image's `User` inside the rootfs; [`etc_files`] writes
 //!   the generated `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname` that are bind-mounted in.
 //! - [`Runtime`]: the object-safe seam the lifecycle crate drives (`Arc<dyn Runtime>`); [`Runc`] is
-//!   the runc implementation (`runc_cmd` wraps the runc CLI and its JSON log).
-//! - [`shim_main`]: the tiny per-container "shim" process (`cove shim ...`). It runs `runc run -d`,
+//!   the driver for runc and, as [`Runc::gvisor`], for gVisor's runsc (`runc_cmd` wraps their CLI
+//!   and JSON log); [`Runtimes`] routes each container to the one its [`Isolation`] names.
+//! - [`shim_main`]: the tiny per-container "shim" process (`cove shim ...`). It runs `<runtime> run --detach`,
 //!   becomes the subreaper of the container's init, records the exit status and OOM kills in
 //!   `<dir>/exit.json` and exits. Containers therefore outlive the daemon.
 //! - [`exit`]: [`ExitStatus`], the exit file, and [`wait_exit`] which waits on a shim that need not
 //!   be our child (pidfd), so a restarted daemon can pick up running containers from `dir`.
 //! - `cgroup`: host cgroup version detection, OOM counters and leftover-cgroup cleanup.
 //!
-//! Files the runtime keeps in the per-container `dir`: `config.json`, `etc/`, `runc.log`,
+//! Files the runtime keeps in the per-container `dir`: `config.json`, `etc/`, `runc.log` (runc's or runsc's),
 //! `shim.pid`, `init.pid`, `exit.json`.
 
 mod cgroup;
@@ -22,6 +23,7 @@ pub mod etc_files;
 pub mod exit;
 mod runc;
 mod runc_cmd;
+mod runtimes;
 mod seccomp;
 mod shim;
 pub mod spec;
@@ -35,14 +37,16 @@ use std::time::Duration;
 pub use cgroup::{leftover_dirs, remove_cgroup_parent};
 pub use error::RuntimeError;
 pub use exit::{read_exit_file, shim_is_alive, wait_exit, ExitStatus};
-pub use runc::Runc;
+pub use cove_types::Isolation;
+pub use runc::{find_runsc, Flavor, Runc};
+pub use runtimes::Runtimes;
 pub use shim::shim_main;
 pub use spec::host_nofile_hard_limit;
 
 /// Everything needed to start one container. Built by the lifecycle crate.
 #[derive(Debug, Clone)]
 pub struct ContainerConfig {
-    /// Container id, also the runc container id (e.g. `pod-<uuid>-<8hex>`).
+    /// Container id, also the runtime's container id (e.g. `pod-<uuid>-<8hex>`).
     pub id: String,
     /// Per-container directory owned by the daemon: bundle, runc log, exit file, etc files.
     pub dir: PathBuf,
@@ -73,6 +77,8 @@ pub struct ContainerConfig {
     pub dns: Vec<String>,
     /// Extra bind mounts: (host path, path in the container, read-only).
     pub extra_mounts: Vec<(PathBuf, String, bool)>,
+    /// The runtime that runs it ([`Runtimes`] routes by it; a single [`Runc`] ignores it).
+    pub isolation: Isolation,
 }
 
 impl ContainerConfig {

@@ -1,5 +1,6 @@
-//! Invoking the runc CLI: one helper that runs `runc --root R --log <tmp> --log-format json ...`,
-//! and reading runc's own error message from its JSON log (so it never mixes with container output).
+//! Invoking an OCI runtime CLI of the runc family (`runc`, gVisor's `runsc`): one helper that runs
+//! `<runtime> --root R --log <tmp> --log-format json <global flags> ...`, and reading the runtime's
+//! own error message from its JSON log (so it never mixes with container output).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ impl RuncOutput {
             .trim()
             .to_string();
         if stderr.is_empty() {
-            format!("runc exited with {}", self.output.status)
+            format!("exited with {}", self.output.status)
         } else {
             stderr
         }
@@ -52,12 +53,18 @@ struct LogLine {
     msg: String,
 }
 
-/// The last error-level (or, failing that, last) `msg` in a runc JSON log file.
+/// The last error-level (or, failing that, last) `msg` in a runtime's JSON log file. runc writes
+/// one object per line; runsc writes them back to back with no newline, so the file is read as a
+/// stream of JSON values (each line separately, skipping lines that are not JSON).
 pub(crate) fn last_error(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     let lines: Vec<LogLine> = text
         .lines()
-        .filter_map(|l| serde_json::from_str::<LogLine>(l).ok())
+        .flat_map(|l| {
+            serde_json::Deserializer::from_str(l)
+                .into_iter::<LogLine>()
+                .map_while(Result::ok)
+        })
         .filter(|l| !l.msg.is_empty())
         .collect();
     lines
@@ -70,15 +77,21 @@ pub(crate) fn last_error(log: &Path) -> Option<String> {
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
-/// Runs `runc --root <root> --log <unique file> --log-format json <args>` and collects its output.
-/// The log file lives in `root` as a plain file (runc only treats directories as containers).
-pub(crate) async fn run<I, S>(runc: &Path, root: &Path, args: I) -> Result<RuncOutput, RuntimeError>
+/// Runs `<runtime> --root <root> --log <unique file> --log-format json <global> <args>` and collects
+/// its output. The log file lives in `root` as a plain file (runc only treats directories as
+/// containers, runsc only `*.state` files).
+pub(crate) async fn run<I, S>(
+    runc: &Path,
+    root: &Path,
+    global: &[String],
+    args: I,
+) -> Result<RuncOutput, RuntimeError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
     std::fs::create_dir_all(root)
-        .map_err(|e| RuntimeError::io(format!("creating runc root {}", root.display()), e))?;
+        .map_err(|e| RuntimeError::io(format!("creating runtime root {}", root.display()), e))?;
     let n = CALLS.fetch_add(1, Ordering::Relaxed);
     let log: PathBuf = root.join(format!(".call-{}-{n}.log", std::process::id()));
     let output = tokio::process::Command::new(runc)
@@ -87,6 +100,7 @@ where
         .arg("--log")
         .arg(&log)
         .args(["--log-format", "json"])
+        .args(global)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -120,6 +134,16 @@ mod tests {
         assert_eq!(
             last_error(&p).as_deref(),
             Some("exec: \"nope\": executable file not found in $PATH")
+        );
+        // runsc: objects back to back, no newline.
+        std::fs::write(
+            &p,
+            "{\"msg\":\"starting\",\"level\":\"info\"}{\"msg\":\"loading container: file does not exist\",\"level\":\"error\"}",
+        )
+        .unwrap();
+        assert_eq!(
+            last_error(&p).as_deref(),
+            Some("loading container: file does not exist")
         );
         std::fs::remove_file(&p).unwrap();
         assert_eq!(last_error(&p), None);

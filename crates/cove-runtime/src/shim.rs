@@ -1,12 +1,15 @@
-//! The per-container shim: `cove shim <id> <dir> <runc> <runc-root> <log-path> <oom-counter-file>`.
+//! The per-container shim:
+//! `cove shim <id> <dir> <runtime> <runtime-root> <log-path> <oom-counter-file> [--hide-host-net-sysctls] [<runtime global flag>...]`.
 //!
 //! Lifecycle: the daemon spawns it with stdout as a pipe; it forks (the parent exits at once,
 //! so the shim is re-parented away from the daemon and survives it), starts a new session,
-//! becomes a child subreaper and runs `runc run -d` with the container log file as stdout/stderr
-//! (in detached non-tty mode runc hands these fds to the container: the container writes its own
-//! log). It reports `started <init_pid> <shim_pid>` or `error <runc's message>` on the pipe, then
-//! reaps children until the container's init exits, records the status (plus the cgroup's OOM
-//! kill counter, read before runc deletes the cgroup) in `<dir>/exit.json` and exits.
+//! becomes a child subreaper and runs `<runtime> run --detach` (runc or runsc) with the container
+//! log file as stdout/stderr (in detached non-tty mode the runtime hands these fds to the
+//! container: the container writes its own log). It reports `started <init_pid> <shim_pid>` or
+//! `error <the runtime's message>` on the pipe, then reaps children until the container's init
+//! exits (for runsc: the sandbox process, which exits with the pod's init's status), records the
+//! status (plus the cgroup's OOM kill counter, read before the runtime deletes the cgroup) in
+//! `<dir>/exit.json` and exits.
 //!
 //! Runs before any async runtime starts: std + nix/libc only, a handful of allocations.
 
@@ -14,8 +17,10 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{signal, SigHandler, Signal};
@@ -25,6 +30,12 @@ use nix::unistd::{fork, setsid, ForkResult, Pid};
 use crate::exit::{read_pid_file, write_exit_file, ExitStatus, INIT_PID_FILE, SHIM_PID_FILE};
 use crate::{cgroup, runc_cmd};
 
+/// The shim option that runs the runtime with `/proc/sys/net` hidden (see [`hide_host_net_sysctls`]).
+pub(crate) const HIDE_HOST_NET_SYSCTLS: &str = "--hide-host-net-sysctls";
+
+/// How long the shim waits, after init exited, for its other children (runsc's gofer) to exit.
+const OTHERS_TIMEOUT: Duration = Duration::from_secs(5);
+
 struct ShimArgs<'a> {
     id: &'a str,
     dir: &'a Path,
@@ -32,15 +43,25 @@ struct ShimArgs<'a> {
     root: &'a str,
     log_path: &'a Path,
     oom_file: &'a Path,
+    hide_net_sysctls: bool,
+    /// Flags for every runtime invocation, after `--root`/`--log` (runsc's `--platform=...`).
+    global: &'a [String],
 }
 
 /// Entry point of `cove shim ...`; `args` are the arguments after `shim`. Returns the exit code.
 /// Must be called before any threads (tokio) are started: it forks.
 pub fn shim_main(args: &[String]) -> i32 {
-    let [id, dir, runc, root, log_path, oom_file] = args else {
-        eprintln!("usage: cove shim <id> <dir> <runc> <runc-root> <log-path> <oom-counter-file>");
+    let (Some([id, dir, runc, root, log_path, oom_file]), rest) = (
+        args.get(..6).and_then(|a| <&[String; 6]>::try_from(a).ok()),
+        args.get(6..).unwrap_or_default(),
+    ) else {
+        eprintln!(
+            "usage: cove shim <id> <dir> <runtime> <runtime-root> <log-path> <oom-counter-file> \
+             [{HIDE_HOST_NET_SYSCTLS}] [<runtime global flag>...]"
+        );
         return 2;
     };
+    let hide_net_sysctls = rest.first().map(String::as_str) == Some(HIDE_HOST_NET_SYSCTLS);
     let a = ShimArgs {
         id,
         dir: Path::new(dir),
@@ -48,6 +69,8 @@ pub fn shim_main(args: &[String]) -> i32 {
         root,
         log_path: Path::new(log_path),
         oom_file: Path::new(oom_file),
+        hide_net_sysctls,
+        global: &rest[usize::from(hide_net_sysctls)..],
     };
     // Why fork: the daemon spawned us as its child. Letting that child exit right away re-parents
     // the real shim to init (or the nearest subreaper), so the daemon never has to reap it and
@@ -108,24 +131,32 @@ fn run(a: &ShimArgs) -> i32 {
             return 1;
         }
     };
-    let status = Command::new(a.runc)
-        .arg("--root")
+    let mut cmd = Command::new(a.runc);
+    cmd.arg("--root")
         .arg(a.root)
         .arg("--log")
         .arg(&runc_log)
-        .args(["--log-format", "json", "run", "-d", "--pid-file"])
+        .args(["--log-format", "json"])
+        .args(a.global)
+        .args(["run", "--detach", "--pid-file"])
         .arg(&pid_file)
         .arg("--bundle")
         .arg(a.dir)
         .arg(a.id)
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log2)
-        .status();
+        .stderr(log2);
+    if a.hide_net_sysctls {
+        // SAFETY: the closure runs in the forked child before exec; the shim is single-threaded
+        // (see shim_main), so the few syscalls it makes (and their small allocations) are sound.
+        unsafe { cmd.pre_exec(hide_host_net_sysctls) };
+    }
+    let status = cmd.status();
     let failure = match status {
         Ok(s) if s.success() => None,
         Ok(s) => Some(
-            runc_cmd::last_error(&runc_log).unwrap_or_else(|| format!("runc run exited with {s}")),
+            runc_cmd::last_error(&runc_log)
+                .unwrap_or_else(|| format!("{} run exited with {s}", a.runc)),
         ),
         Err(e) => Some(format!("cannot execute {}: {e}", a.runc)),
     };
@@ -151,6 +182,38 @@ fn run(a: &ShimArgs) -> i32 {
         return 1;
     }
     0
+}
+
+/// Runs in the runtime's child process before exec: gives it (and the sandbox and gofer it
+/// starts, which inherit it) a mount namespace of its own with an empty, read-only tmpfs over
+/// `/proc/sys/net`.
+///
+/// Why: before it takes over the pod's network namespace, runsc refuses to run if that namespace
+/// looks like the host's, and its test is "`/proc/sys/net/core/rmem_default` exists", a file
+/// older kernels showed only in the initial namespace. Newer kernels show it in every network
+/// namespace, so runsc (20221219, Debian 12) refuses every pod with "cannot run with network
+/// enabled in root network namespace". The namespace it checks is the pod's own (cove-network
+/// made it), so hiding the file from runsc only is safe: it reads nothing else there (gVisor's
+/// network stack has its own settings). Propagation is made private first so the tmpfs never
+/// reaches the host's mount table; the namespace ends with the container's processes.
+fn hide_host_net_sysctls() -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    mount(
+        Some("none"),
+        "/proc/sys/net",
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=4k"),
+    )?;
+    Ok(())
 }
 
 /// Gives back the pages of the binary that starting up touched. The shim is
@@ -215,10 +278,18 @@ fn reap_until(init_pid: i32) -> ExitStatus {
             Err(_) => break, // ECHILD: nothing left to wait for.
         }
     }
-    // Reap any orphans that are already gone; the pid namespace dies with its init anyway.
-    while let Ok(ws) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-        if ws == WaitStatus::StillAlive {
-            break;
+    // Reap the other children: with runc the pid namespace dies with its init, so they are
+    // already gone; runsc's gofer exits right after its sandbox. Bounded, so a stuck child
+    // cannot keep the exit status from the daemon.
+    let deadline = Instant::now() + OTHERS_TIMEOUT;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(WaitStatus::StillAlive) => break,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => break, // ECHILD: all reaped.
         }
     }
     status

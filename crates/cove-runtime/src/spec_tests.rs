@@ -20,6 +20,7 @@ fn cfg() -> ContainerConfig {
         cgroup_parent: "cove-t1".into(),
         dns: vec![],
         extra_mounts: Vec::new(),
+        isolation: crate::Isolation::Runc,
     }
 }
 

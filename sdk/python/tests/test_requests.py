@@ -22,6 +22,11 @@ def test_pod_quantities_and_fields_pass_through():
     assert Pod(image="x", cpu=0.5, memory="512Mi").request_body()["cpu"] == 0.5
 
 
+def test_pod_isolation_is_sent_only_when_given():
+    assert "isolation" not in Pod(image="x").request_body()
+    assert Pod(image="x", isolation="gvisor").request_body()["isolation"] == "gvisor"
+
+
 def test_image_builder_methods_chain_and_keep_order(tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text("# comment\nrequests==2.31.0\n\nnumpy  # inline\n")

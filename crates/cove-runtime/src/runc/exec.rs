@@ -1,12 +1,12 @@
-//! `exec`: run a process in a running container with `runc exec`, collecting its output.
+//! `exec`: run a process in a running container with `<runtime> exec`, collecting its output.
 
 use tracing::instrument;
 
-use super::{runc_err, Runc};
+use super::{Flavor, Runc};
 use crate::{ExecOutput, RuntimeError};
 
 impl Runc {
-    #[instrument(skip(self, env), fields(pod = %id))]
+    #[instrument(skip(self, env), fields(pod = %id, runtime = self.flavor.name()))]
     pub(super) async fn exec_inner(
         &self,
         id: &str,
@@ -19,27 +19,56 @@ impl Runc {
                 "exec args must not be empty".into(),
             ));
         }
-        let mut cmd: Vec<&str> = vec!["exec"];
+        let mut cmd: Vec<String> = vec!["exec".into()];
         for e in env {
-            cmd.extend(["--env", e.as_str()]);
+            cmd.extend(["--env".into(), e.clone()]);
         }
         if let Some(cwd) = cwd {
-            cmd.extend(["--cwd", cwd]);
+            cmd.extend(["--cwd".into(), cwd.to_string()]);
         }
-        cmd.push(id);
-        cmd.extend(args.iter().map(String::as_str));
-        let out = self.call(&cmd).await?;
-        // runc exits with the process's own code; only a logged error means runc itself failed.
+        // runc runs the process as the spec's user; runsc as root unless told.
+        if self.flavor == Flavor::Runsc {
+            cmd.extend(self.spec_user_flags(id).await?);
+        }
+        cmd.push(id.to_string());
+        cmd.extend(args.iter().cloned());
+        let out = self.call_owned(&cmd).await?;
+        // The runtime exits with the process's own code; only a logged error means it failed.
         if out.error.is_some() {
             if out.not_found() {
                 return Err(RuntimeError::NotFound(id.to_string()));
             }
-            return Err(runc_err("exec", id, out.message()));
+            return Err(self.err("exec", id, out.message()));
         }
         Ok(ExecOutput {
             exit_code: out.output.status.code().unwrap_or(-1),
             stdout: out.output.stdout,
             stderr: out.output.stderr,
         })
+    }
+
+    /// `--user uid:gid` and `--additional-gids` of the container's own process, from the
+    /// `config.json` of its bundle.
+    async fn spec_user_flags(&self, id: &str) -> Result<Vec<String>, RuntimeError> {
+        let Some(state) = self.state(id).await? else {
+            return Err(RuntimeError::NotFound(id.to_string()));
+        };
+        let path = state.bundle.join("config.json");
+        let text = std::fs::read(&path)
+            .map_err(|e| RuntimeError::io(format!("reading {}", path.display()), e))?;
+        let spec: oci_spec::runtime::Spec = serde_json::from_slice(&text).map_err(|e| {
+            RuntimeError::io(
+                format!("parsing {}", path.display()),
+                std::io::Error::other(e),
+            )
+        })?;
+        let Some(user) = spec.process().as_ref().map(|p| p.user()) else {
+            return Ok(Vec::new());
+        };
+        let mut flags = vec!["--user".to_string(), format!("{}:{}", user.uid(), user.gid())];
+        for g in user.additional_gids().iter().flatten() {
+            flags.extend(["--additional-gids".to_string(), g.to_string()]);
+        }
+        Ok(flags)
     }
 }

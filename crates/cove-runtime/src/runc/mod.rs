@@ -1,6 +1,9 @@
-//! [`Runc`]: the [`Runtime`] implementation on top of the runc CLI and the `cove shim` process.
-//! One file per verb: `start.rs` (bundle + shim), `stop.rs` (signals), `exec.rs`; delete and
-//! list are small enough to live here.
+//! [`Runc`]: the [`Runtime`] implementation on top of an OCI runtime CLI of the runc family and
+//! the `cove shim` process. The same driver runs runc and gVisor's runsc: their CLIs agree on
+//! `run --detach`, `state`, `kill [--all]`, `exec`, `delete --force` and `list --format json`;
+//! what differs is in [`Flavor`] (runsc's global flags, how `exec` picks the user, and the shim's
+//! work-around for runsc's root-netns check). One file per verb: `start.rs` (bundle + shim),
+//! `stop.rs` (signals), `exec.rs`, `gvisor.rs` (runsc's flags); delete and list live here.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,14 +15,38 @@ use crate::{cgroup, runc_cmd};
 use crate::{BoxFuture, ContainerConfig, ExecOutput, Runtime, RuntimeError, Started};
 
 mod exec;
+mod gvisor;
 mod start;
 mod stop;
 
-/// Drives runc. Each daemon uses its own runc `root` so two daemons never see each other's containers.
+pub use gvisor::find_runsc;
+
+/// Which OCI runtime the driver runs; fixes its name and the few places where runsc differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Runc,
+    /// gVisor's `runsc`.
+    Runsc,
+}
+
+impl Flavor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Runc => "runc",
+            Flavor::Runsc => "runsc",
+        }
+    }
+}
+
+/// Drives runc or runsc. Each daemon uses its own `root` per runtime so two daemons never see
+/// each other's containers.
 #[derive(Debug, Clone)]
 pub struct Runc {
+    flavor: Flavor,
     runc: PathBuf,
     root: PathBuf,
+    /// Flags given to every invocation, after `--root`/`--log` (runsc: `--platform=...`, ...).
+    global: Vec<String>,
     shim_exe: PathBuf,
 }
 
@@ -29,6 +56,9 @@ struct State {
     pid: i32,
     #[serde(default)]
     status: String,
+    /// The bundle directory (holding `config.json`).
+    #[serde(default)]
+    bundle: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -51,10 +81,17 @@ impl Runc {
         .find(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("runc"));
         Runc {
+            flavor: Flavor::Runc,
             runc,
             root,
+            global: Vec::new(),
             shim_exe,
         }
+    }
+
+    /// Which runtime this drives.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     /// Uses a specific runc binary instead of the one found in the usual places.
@@ -63,39 +100,48 @@ impl Runc {
         self
     }
 
-    /// runc's state directory.
+    /// The runtime's state directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
     async fn call(&self, args: &[&str]) -> Result<runc_cmd::RuncOutput, RuntimeError> {
-        runc_cmd::run(&self.runc, &self.root, args).await
+        runc_cmd::run(&self.runc, &self.root, &self.global, args).await
     }
 
-    /// `runc state`; `None` if runc does not know the container.
+    async fn call_owned(&self, args: &[String]) -> Result<runc_cmd::RuncOutput, RuntimeError> {
+        runc_cmd::run(&self.runc, &self.root, &self.global, args).await
+    }
+
+    /// Whether this runtime has state for container `id` (running or stopped, not yet deleted).
+    pub(crate) async fn knows(&self, id: &str) -> Result<bool, RuntimeError> {
+        Ok(self.state(id).await?.is_some())
+    }
+
+    /// `<runtime> state`; `None` if the runtime does not know the container.
     async fn state(&self, id: &str) -> Result<Option<State>, RuntimeError> {
         let out = self.call(&["state", id]).await?;
         if !out.success() {
             if out.not_found() {
                 return Ok(None);
             }
-            return Err(runc_err("state", id, out.message()));
+            return Err(self.err("state", id, out.message()));
         }
         serde_json::from_slice(&out.output.stdout)
             .map(Some)
-            .map_err(|e| runc_err("state", id, format!("unparsable state: {e}")))
+            .map_err(|e| self.err("state", id, format!("unparsable state: {e}")))
     }
 
     #[instrument(skip(self), fields(pod = %id))]
     pub(super) async fn delete_inner(&self, id: &str) -> Result<(), RuntimeError> {
         let out = self.call(&["delete", "--force", id]).await?;
         if !out.success() && !out.not_found() {
-            return Err(runc_err("delete", id, out.message()));
+            return Err(self.err("delete", id, out.message()));
         }
         let left = cgroup::remove_leftovers(id).await;
         if !left.is_empty() {
             let dirs: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
-            return Err(runc_err(
+            return Err(self.err(
                 "delete",
                 id,
                 format!("cgroup directories remain: {}", dirs.join(", ")),
@@ -107,10 +153,10 @@ impl Runc {
     async fn list_inner(&self) -> Result<Vec<String>, RuntimeError> {
         let out = self.call(&["list", "--format", "json"]).await?;
         if !out.success() {
-            return Err(runc_err("list", "*", out.message()));
+            return Err(self.err("list", "*", out.message()));
         }
         let entries: Option<Vec<ListEntry>> = serde_json::from_slice(&out.output.stdout)
-            .map_err(|e| runc_err("list", "*", format!("unparsable list: {e}")))?;
+            .map_err(|e| self.err("list", "*", format!("unparsable list: {e}")))?;
         Ok(entries
             .unwrap_or_default()
             .into_iter()
@@ -119,17 +165,21 @@ impl Runc {
     }
 }
 
-pub(crate) fn runc_err(command: &'static str, id: &str, message: String) -> RuntimeError {
-    RuntimeError::Runc {
-        command,
-        id: id.to_string(),
-        message,
+impl Runc {
+    /// A failure of this runtime's `command` for container `id`.
+    pub(crate) fn err(&self, command: &'static str, id: &str, message: String) -> RuntimeError {
+        RuntimeError::Runc {
+            runtime: self.flavor.name(),
+            command,
+            id: id.to_string(),
+            message,
+        }
     }
 }
 
 impl Runtime for Runc {
     fn name(&self) -> &'static str {
-        "runc"
+        self.flavor.name()
     }
     fn start<'a>(
         &'a self,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing::{debug, instrument, warn};
 
-use super::Runc;
+use super::{Flavor, Runc};
 use crate::exit::{read_pid_file, shim_is_alive, EXIT_FILE, INIT_PID_FILE, SHIM_PID_FILE};
 use crate::spec::{build_spec, write_spec, HostInfo};
 use crate::{cgroup, etc_files, user, ContainerConfig, RuntimeError, Started};
@@ -15,7 +15,7 @@ use crate::{cgroup, etc_files, user, ContainerConfig, RuntimeError, Started};
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Runc {
-    #[instrument(skip_all, fields(pod = %cfg.id))]
+    #[instrument(skip_all, fields(pod = %cfg.id, runtime = self.flavor.name()))]
     pub(super) async fn start_inner(&self, cfg: &ContainerConfig) -> Result<Started, RuntimeError> {
         if cfg.id.is_empty() || cfg.id.contains('/') || cfg.id.starts_with('.') {
             return Err(RuntimeError::InvalidConfig(format!(
@@ -67,6 +67,11 @@ impl Runc {
             .arg(&self.root)
             .arg(&cfg.log_path)
             .arg(&oom_file)
+            .args(
+                (self.flavor == Flavor::Runsc)
+                    .then_some(crate::shim::HIDE_HOST_NET_SYSCTLS),
+            )
+            .args(&self.global)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tracing::{debug, instrument};
 
-use super::{runc_err, Runc};
+use super::Runc;
 use crate::exit::{async_pidfd, pidfd_open};
 use crate::RuntimeError;
 
@@ -48,7 +48,7 @@ impl Runc {
         }
     }
 
-    /// `runc kill [--all] <id> <sig>`; a container that is gone or stopped is not an error.
+    /// `<runtime> kill [--all] <id> <sig>`; a container that is gone or stopped is not an error.
     pub(super) async fn kill(&self, id: &str, sig: &str, all: bool) -> Result<(), RuntimeError> {
         let args: Vec<&str> = if all {
             vec!["kill", "--all", id, sig]
@@ -63,7 +63,7 @@ impl Runc {
         if msg.contains("not running") || msg.contains("process already finished") {
             return Ok(());
         }
-        Err(runc_err("kill", id, msg))
+        Err(self.err("kill", id, msg))
     }
 }
 

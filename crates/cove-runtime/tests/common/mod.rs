@@ -68,6 +68,7 @@ impl Harness {
             cgroup_parent: "cove-it".into(),
             dns: vec!["10.0.0.53".into()],
             extra_mounts: Vec::new(),
+            isolation: cove_runtime::Isolation::Runc,
         };
         Harness { base, rt, cfg }
     }

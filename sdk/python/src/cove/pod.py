@@ -142,6 +142,12 @@ class Pod:
             matching the top-level ``.gitignore``/``.coveignore`` are left out, and the total is
             capped (``COVE_SYNC_MAX_BYTES``, default 100 MiB). Unchanged content is not
             uploaded again (the daemon keeps it by digest).
+        isolation: the runtime isolating the pod: ``"runc"`` or ``"gvisor"`` (gVisor's runsc:
+            the pod's system calls go to gVisor's own kernel). Default: the daemon's
+            ``--default-isolation``. A bad value is the daemon's 400 error.
+        disk: largest size of the pod's writable layer, MiB (``1024``) or a size (``"1Gi"``);
+            writes past it fail with "No space left on device". Default: the daemon's
+            ``--default-disk`` (unlimited unless set).
         client: the daemon to talk to (default: from ``COVE_API_URL``/``COVE_TOKEN``).
     """
 
@@ -159,6 +165,8 @@ class Pod:
         app: str = "",
         *,
         sync: Optional[bool] = None,
+        isolation: Optional[str] = None,
+        disk: Optional[Memory] = None,
         client: Optional[Client] = None,
     ) -> None:
         self.sync: bool = (image is None) if sync is None else bool(sync)
@@ -172,6 +180,8 @@ class Pod:
         self.name = name
         self.keep_warm_seconds = keep_warm_seconds
         self.authorized = authorized
+        self.isolation = isolation
+        self.disk = disk
         self.app = app
         self._client = client
         #: The instance the last :meth:`create` made.
@@ -217,6 +227,10 @@ class Pod:
             body["registry_auth"] = dict(self.image.base_image_creds)
         if self.authorized:
             body["authorized"] = True
+        if self.isolation is not None:
+            body["isolation"] = self.isolation
+        if self.disk is not None:
+            body["disk"] = self.disk
         return body
 
     def _resolve(self, progress: Optional[ProgressFn], log: Optional[ProgressFn]) -> str:
