@@ -45,8 +45,18 @@ impl Lifecycle {
                             continue;
                         }
                     };
-                    if let Err(e) = self.inner.network.restore(&row.id, addr).await {
-                        warn!(container = %row.id, error = %e, "network lost; stopping it");
+                    match self.inner.network.restore(&row.id, addr).await {
+                        // Its egress rules survived the restart in the kernel; this records
+                        // them for the sync below.
+                        Ok(()) => {
+                            self.inner
+                                .network
+                                .restore_egress(&row.id, &spec.egress)
+                                .await?
+                        }
+                        Err(e) => {
+                            warn!(container = %row.id, error = %e, "network lost; stopping it")
+                        }
                     }
                     let idle_since = row
                         .last_active_at
@@ -91,6 +101,8 @@ impl Lifecycle {
             }
         }
         self.remove_strays(&known).await;
+        // The egress sets now hold exactly the re-adopted pods' policies.
+        self.inner.network.sync_egress().await?;
         Ok(())
     }
 

@@ -69,6 +69,9 @@ pub enum NetworkError {
         #[source]
         source: std::io::Error,
     },
+    /// An operation that needs the pod attached (e.g. setting its egress) for one that is not.
+    #[error("pod {0} is not attached to the network")]
+    NotAttached(String),
     /// `nft` rejected the firewall ruleset.
     #[error("nft failed: {0}")]
     Firewall(String),

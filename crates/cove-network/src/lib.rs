@@ -9,12 +9,14 @@
 //! - `bridge.rs`, `veth.rs`: links and addresses over rtnetlink (no `ip` processes on the attach path).
 //! - `ipam.rs`: in-memory allocator of the subnet's pod addresses.
 //! - `firewall.rs`: the nftables ruleset (`nft -f -`, one transaction).
+//! - `egress.rs`: per-pod egress policies (open, blocked, allow list) put into that table.
 //! - `dns.rs`: [`nameservers`] a pod can use.
 //!
 //! Everything needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN) and a tokio runtime.
 
 mod bridge;
 mod dns;
+mod egress;
 mod error;
 mod firewall;
 mod ipam;

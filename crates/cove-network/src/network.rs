@@ -10,6 +10,7 @@ use ipnet::Ipv4Net;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, instrument, warn};
 
+use crate::egress::EgressTable;
 use crate::ipam::Ipam;
 use crate::names::{valid_id, Names};
 use crate::{bridge, firewall, netns, veth, NetworkError};
@@ -40,18 +41,20 @@ pub struct Attachment {
 /// The pods' network of one daemon. Cheap to clone; all clones share state.
 #[derive(Clone)]
 pub struct Network {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     subnet: Ipv4Net,
     netns_dir: PathBuf,
-    names: Names,
+    pub(crate) names: Names,
     gateway: Ipv4Addr,
     bridge_index: u32,
     nl: rtnetlink::Handle,
     nl_task: JoinHandle<()>,
     state: Mutex<State>,
+    /// Restricted pods' egress policies (`egress.rs`); an async lock, held while `nft` applies a change.
+    pub(crate) egress: tokio::sync::Mutex<EgressTable>,
 }
 
 impl Drop for Inner {
@@ -60,13 +63,13 @@ impl Drop for Inner {
     }
 }
 
-struct State {
+pub(crate) struct State {
     ipam: Ipam,
-    pods: HashMap<String, Slot>,
+    pub(crate) pods: HashMap<String, Slot>,
 }
 
 #[derive(Clone, Copy)]
-enum Slot {
+pub(crate) enum Slot {
     /// `attach` is in progress (its address is reserved in the allocator).
     Pending,
     Attached(Ipv4Addr),
@@ -140,6 +143,7 @@ impl Network {
                 ipam,
                 pods: HashMap::new(),
             }),
+            egress: tokio::sync::Mutex::new(EgressTable::default()),
         };
         bridge::enable_ip_forward().await?;
         firewall::install(&inner.names.table, &inner.names.bridge, &subnet).await?;
@@ -149,7 +153,7 @@ impl Network {
         })
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the maps inconsistent in a harmful way; keep going.
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -276,7 +280,7 @@ impl Network {
         Ok(())
     }
 
-    /// Removes pod `id`'s veth, namespace file and mount, and frees its address. Idempotent, and works for ids
+    /// Removes pod `id`'s egress rules, veth, namespace file and mount, and frees its address. Idempotent, and works for ids
     /// this process never attached (leftovers found by [`Network::list_attached`]).
     ///
     /// Cancellation-safe like [`Network::attach`].
@@ -304,6 +308,8 @@ impl Network {
         if let Some(Slot::Pending) = self.state().pods.get(id) {
             return Err(NetworkError::Busy(id.to_string()));
         }
+        // Its egress rules go first: its address may be given to another pod once released.
+        self.forget_egress(id).await?;
         self.unwire(id).await?;
         let mut state = self.state();
         if let Some(Slot::Attached(address)) = state.pods.remove(id) {

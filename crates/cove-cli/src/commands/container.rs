@@ -1,4 +1,4 @@
-//! `cove container list|logs|exec|stop|inspect`.
+//! `cove container list|logs|exec|stop|inspect|egress`.
 
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
@@ -66,6 +66,8 @@ pub enum ContainerCmd {
         /// Container ID.
         id: String,
     },
+    /// Change a running container's egress: --block, --allow CIDR (repeatable) or --open.
+    Egress(crate::commands::egress::EgressArgs),
 }
 
 /// Runs a `cove container` subcommand.
@@ -134,6 +136,7 @@ pub async fn execute(client: &Client, cmd: ContainerCmd) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&c)?);
             Ok(0)
         }
+        ContainerCmd::Egress(args) => crate::commands::egress::execute(client, args).await,
     }
 }
 
