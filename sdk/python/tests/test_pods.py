@@ -15,6 +15,7 @@ import cove
 from cove import (
     Client,
     Config,
+    CoveAPIError,
     CoveBadRequestError,
     CoveConnectionError,
     CoveError,
@@ -265,11 +266,24 @@ def test_deploy(daemon, busybox, tmp_path, capsys):
             assert "=> Syncing files" in o.stdout + o.stderr
             assert dep.refresh().version == 4
             assert "synced by cove deploy" in serving(daemon, dep.url)
+
             (tmp_path / "app.py").write_text("from beam import Pod\npod = Pod(image='x')\n")
             o = subprocess.run([str(daemon.bin), "deploy", "app.py:pod"], cwd=tmp_path, env=env,
                                capture_output=True, text=True, timeout=120)
             assert o.returncode != 0
             assert "a deployment needs a name: Pod(name=...)" in o.stderr, o.stderr
+
+        # Versions are kept; a rollback serves the previous one again as the next version.
+        versions = dep.versions()
+        assert [v["version"] for v in versions] == list(range(1, dep.version + 1))
+        assert [v["current"] for v in versions][-1] is True
+        before = dep.version
+        dep.rollback()
+        assert dep.version == before + 1
+        assert dep.versions()[-1]["entrypoint"] == versions[-2]["entrypoint"]
+        with pytest.raises(CoveAPIError) as e:
+            dep.rollback(version=dep.version)
+        assert "already" in str(e.value)
     finally:
         dep.delete()
 

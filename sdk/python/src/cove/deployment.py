@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from .client import Client, quote
 
@@ -81,6 +81,22 @@ class DeploymentInstance:
     def start(self) -> "DeploymentInstance":
         """Starts a stopped deployment's current version."""
         return self._update(self.client.request("POST", self._path("/start")))
+
+    def versions(self) -> List[Dict[str, Any]]:
+        """Every kept version, oldest first: ``version``, ``image``, ``entrypoint``,
+        ``ports``, ``current`` (the one served) and ``created_at`` (Unix ms)."""
+        out = self.client.request("GET", self._path("/versions"))
+        return list(out) if isinstance(out, list) else []
+
+    def rollback(self, version: Optional[int] = None) -> "DeploymentInstance":
+        """Serves version ``version`` again (default: the one before the current), as a new
+        version at the same URL; requests in flight finish on the old one.
+
+        Raises:
+            CoveAPIError: no such version, or it is the current one.
+        """
+        body: Dict[str, Any] = {} if version is None else {"version": int(version)}
+        return self._update(self.client.request("POST", self._path("/rollback"), body))
 
     def delete(self) -> None:
         """Stops and removes the deployment; its URL then answers 404."""
