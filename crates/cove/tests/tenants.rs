@@ -1,0 +1,420 @@
+//! Workspaces and tokens: each workspace's token sees and controls only its own pods and
+//! deployments (another workspace's are 404), tokens are stored hashed and revoked at once,
+//! and authorized pods answer only requests with a token of their workspace, which the
+//! gateway removes before the pod sees the request.
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Output;
+use std::time::Duration;
+
+use common::*;
+use cove_types::{Deployment, TokenInfo};
+
+const LONG: Duration = Duration::from_secs(60);
+/// Answers every request with `ok` and prints the raw request (line and headers) to its
+/// log, so the test sees exactly what reached the pod.
+const ECHO: &str = "sh -c 'while true; do printf \"HTTP/1.0 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok\" | nc -l -p 8000; done'";
+
+/// `cove <args>` with `token` instead of the admin token.
+fn cli_as(d: &Daemon, token: &str, args: &[&str]) -> Output {
+    d.cli_command(args)
+        .env("COVE_TOKEN", token)
+        .output()
+        .expect("running cove")
+}
+
+/// `cove token create NAME --workspace WS`; returns the secret.
+#[track_caller]
+fn create_token(d: &Daemon, name: &str, ws: &str) -> String {
+    let secret = ok(&d.cli(&["token", "create", name, "--workspace", ws]))
+        .trim()
+        .to_string();
+    assert!(
+        secret.starts_with("cove_") && secret.len() >= 5 + 64,
+        "{secret}"
+    );
+    secret
+}
+
+#[track_caller]
+fn run_as(d: &Daemon, token: &str, extra: &[&str]) -> Container {
+    let image = registry().image("latest");
+    let mut args = vec!["run", "--image", &image, "--ports", "8000"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--format", "json"]);
+    let out = ok(&cli_as(d, token, &args));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("cove run json: {e}: {out}"))
+}
+
+#[track_caller]
+fn deploy_as(d: &Daemon, token: &str, name: &str, extra_toml: &str) -> Deployment {
+    let file = d.root.join(format!("{name}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"{name}\"\nimage = \"{}\"\nports = [8000]\nentrypoint = {ECHO:?}\n{extra_toml}",
+            registry().image("latest")
+        ),
+    )
+    .unwrap();
+    let out = ok(&cli_as(
+        d,
+        token,
+        &["deploy", &file.to_string_lossy(), "--format", "json"],
+    ));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("deploy json: {e}: {out}"))
+}
+
+#[track_caller]
+fn containers_as(d: &Daemon, token: &str) -> Vec<String> {
+    let out = ok(&cli_as(
+        d,
+        token,
+        &["container", "list", "--format", "json"],
+    ));
+    let list: Vec<Container> = serde_json::from_str(&out).unwrap();
+    list.into_iter().map(|c| c.id).collect()
+}
+
+#[track_caller]
+fn deployments_as(d: &Daemon, token: &str) -> Vec<String> {
+    let out = ok(&cli_as(
+        d,
+        token,
+        &["deployment", "list", "--format", "json"],
+    ));
+    let list: Vec<Deployment> = serde_json::from_str(&out).unwrap();
+    list.into_iter().map(|d| d.name).collect()
+}
+
+/// One HTTP/1.1 request with extra headers and an optional JSON body; returns status and body.
+fn request(
+    addr: &str,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(LONG)).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method != "GET" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut rest = String::new();
+    let _ = r.read_to_string(&mut rest);
+    let body = rest.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
+    (status, body.to_string())
+}
+
+/// An API request with `token`.
+fn api(d: &Daemon, token: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    request(
+        &format!("127.0.0.1:{}", d.api_port),
+        method,
+        "127.0.0.1",
+        path,
+        &[("Authorization", &auth)],
+        body,
+    )
+}
+
+#[test]
+fn each_workspace_sees_and_controls_only_its_own() {
+    let d = Daemon::start();
+    let a = create_token(&d, "alice", "team-a");
+    let b = create_token(&d, "bob", "team-b");
+
+    // Only the admin token manages tokens; listing shows no secret.
+    let listed = ok(&d.cli(&["token", "list", "--format", "json"]));
+    let tokens: Vec<TokenInfo> = serde_json::from_str(&listed).unwrap();
+    let summary: Vec<(&str, &str)> = tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.workspace.as_str()))
+        .collect();
+    assert_eq!(summary, [("alice", "team-a"), ("bob", "team-b")]);
+    assert!(!listed.contains(&a[5..]) && !listed.contains(&b[5..]));
+    let table = ok(&d.cli(&["token", "list"]));
+    assert!(
+        table.contains("alice") && table.contains("team-b"),
+        "{table}"
+    );
+    failed_with(&cli_as(&d, &a, &["token", "list"]), &["admin"]);
+    failed_with(&cli_as(&d, &a, &["token", "create", "x"]), &["admin"]);
+
+    // Each workspace makes a pod and a deployment.
+    let pa = run_as(&d, &a, &["--entrypoint", "httpd -f -p 8000 -h /www"]);
+    let pb = run_as(&d, &b, &["--entrypoint", "httpd -f -p 8000 -h /www"]);
+    assert_eq!(
+        (pa.workspace.as_str(), pb.workspace.as_str()),
+        ("team-a", "team-b")
+    );
+    let da = deploy_as(&d, &a, "web-a", "");
+    let db = deploy_as(&d, &b, "web-b", "");
+    assert_eq!(da.workspace, "team-a");
+    let ca = da.container.clone().expect("web-a runs").id;
+    let cb = db.container.clone().expect("web-b runs").id;
+
+    // Lists show only one's own; the admin sees everything.
+    let mut mine = containers_as(&d, &a);
+    mine.sort();
+    let mut want = vec![pa.id.clone(), ca.clone()];
+    want.sort();
+    assert_eq!(mine, want);
+    assert!(!containers_as(&d, &b).contains(&pa.id));
+    assert_eq!(deployments_as(&d, &a), ["web-a"]);
+    assert_eq!(deployments_as(&d, &b), ["web-b"]);
+    let all = containers_as(&d, &d.token);
+    assert!([&pa.id, &pb.id, &ca, &cb].iter().all(|id| all.contains(id)));
+    assert_eq!(deployments_as(&d, &d.token), ["web-a", "web-b"]);
+
+    // Another workspace's things answer 404, exactly like things that do not exist.
+    let cross = [
+        ("GET", format!("/v1/containers/{}", pb.id), None),
+        ("GET", format!("/v1/containers/{}/logs", pb.id), None),
+        ("POST", format!("/v1/containers/{}/stop", pb.id), None),
+        (
+            "POST",
+            format!("/v1/containers/{}/exec", pb.id),
+            Some(r#"{"cmd":["true"]}"#),
+        ),
+        ("GET", format!("/v1/containers/{cb}"), None),
+        ("GET", "/v1/deployments/web-b".to_string(), None),
+        ("POST", "/v1/deployments/web-b/stop".to_string(), None),
+        ("DELETE", "/v1/deployments/web-b".to_string(), None),
+    ];
+    for (method, path, body) in &cross {
+        let (status, text) = api(&d, &a, method, path, *body);
+        assert_eq!(status, 404, "{method} {path} as team-a: {text}");
+        assert!(
+            text.contains("no container") || text.contains("no deployment"),
+            "{text}"
+        );
+    }
+    let (status, _) = api(&d, &a, "GET", "/v1/containers/pod-nope", None);
+    assert_eq!(status, 404);
+    failed_with(
+        &cli_as(&d, &a, &["container", "inspect", &pb.id]),
+        &["no container"],
+    );
+    failed_with(
+        &cli_as(&d, &a, &["container", "stop", &pb.id]),
+        &["no container"],
+    );
+    failed_with(
+        &cli_as(&d, &a, &["deployment", "delete", "web-b"]),
+        &["no deployment"],
+    );
+    // A name another workspace has is refused, and changes nothing of it.
+    let file = d.root.join("web-b.toml");
+    failed_with(
+        &cli_as(&d, &a, &["deploy", &file.to_string_lossy()]),
+        &["taken"],
+    );
+    // Nothing of team-b's was touched; its owner controls it.
+    let still = ok(&cli_as(&d, &b, &["container", "inspect", &pb.id]));
+    assert!(still.contains("RUNNING"), "{still}");
+    assert_eq!(deployments_as(&d, &b), ["web-b"]);
+    let out = ok(&cli_as(
+        &d,
+        &b,
+        &["container", "exec", &pb.id, "--", "echo", "hi"],
+    ));
+    assert_eq!(out.trim(), "hi");
+    ok(&cli_as(&d, &a, &["container", "logs", &pa.id]));
+
+    // Secrets are not in the database, only their hashes.
+    for f in ["state.db", "state.db-wal"] {
+        let bytes = std::fs::read(d.data_dir.join(f)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in [&a, &b] {
+            assert!(!text.contains(&secret[5..]), "{f} holds a token secret");
+        }
+    }
+
+    // Revoked: refused at once; the other token still works.
+    ok(&d.cli(&["token", "revoke", "alice"]));
+    let (status, text) = api(&d, &a, "GET", "/v1/containers", None);
+    assert_eq!(status, 401, "{text}");
+    failed_with(
+        &cli_as(&d, &a, &["container", "list"]),
+        &["invalid", "token"],
+    );
+    assert!(containers_as(&d, &b).contains(&pb.id));
+    let left = ok(&d.cli(&["token", "list", "--format", "json"]));
+    assert!(!left.contains("alice"), "{left}");
+    failed_with(&d.cli(&["token", "revoke", "alice"]), &["no token"]);
+
+    for name in ["web-a", "web-b"] {
+        ok(&d.cli(&["deployment", "delete", name]));
+    }
+}
+
+/// Waits until `path` through the gateway answers 200 with `headers`; returns the body.
+fn wait_ok(d: &Daemon, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    wait_until(&format!("{host}{path} to answer 200"), LONG, || {
+        let (status, body) = request(&d.gw(), "GET", host, path, headers, None);
+        (status == 200).then_some(body)
+    })
+}
+
+#[test]
+fn authorized_pods_need_a_token_of_their_workspace_and_never_see_it() {
+    let d = Daemon::start();
+    let a = create_token(&d, "alice", "team-a");
+    let b = create_token(&d, "bob", "team-b");
+    let pod = run_as(&d, &a, &["--authorized", "--entrypoint", ECHO]);
+    assert!(pod.authorized);
+    let host = Daemon::host_for(&pod, 8000);
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    // The owner's token gets through (the pod may still be binding its port).
+    assert_eq!(
+        wait_ok(&d, &host, "/h?x=1", &[("Authorization", &bearer(&a))]),
+        "ok"
+    );
+
+    // No token, another workspace's token, a revoked or made-up one: 401, also for upgrades.
+    let gw = d.gw();
+    let refused = [
+        ("/", vec![]),
+        ("/", vec![("Authorization", bearer(&b))]),
+        ("/", vec![("Authorization", bearer("cove_made_up"))]),
+        ("/?auth_token=nope", vec![]),
+        (&*format!("/?auth_token={b}"), vec![]),
+        (
+            "/ws",
+            vec![
+                ("Upgrade", "websocket".to_string()),
+                ("Connection", "Upgrade".to_string()),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==".to_string()),
+                ("Sec-WebSocket-Version", "13".to_string()),
+            ],
+        ),
+    ];
+    for (path, headers) in &refused {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, body) = request(&gw, "GET", &host, path, &h, None);
+        assert_eq!(status, 401, "{path} {headers:?}: {body}");
+        assert_eq!(body.lines().count(), 1, "one line: {body}");
+    }
+    let (status, _) = request(
+        &gw,
+        "GET",
+        "127.0.0.1",
+        &format!("/pod/{}/8000/", pod.stub_id),
+        &[],
+        None,
+    );
+    assert_eq!(status, 401, "the path form is guarded too");
+
+    // The token as a query parameter (host and path forms), and the admin token.
+    let q = format!("/q?x=1&auth_token={a}&y=two%20words");
+    assert_eq!(wait_ok(&d, &host, &q, &[]), "ok");
+    let p = format!("/pod/{}/8000/p?auth_token={a}", pod.stub_id);
+    assert_eq!(wait_ok(&d, "127.0.0.1", &p, &[]), "ok");
+    assert_eq!(
+        wait_ok(&d, &host, "/admin", &[("Authorization", &bearer(&d.token))]),
+        "ok"
+    );
+
+    // What reached the pod: the requests, other parameters intact, and never the token.
+    let log = wait_until("the pod to log the requests", LONG, || {
+        let log = ok(&cli_as(&d, &a, &["container", "logs", &pod.id]));
+        log.contains("GET /admin ").then_some(log)
+    });
+    assert!(log.contains("GET /h?x=1 HTTP/1.1"), "{log}");
+    assert!(log.contains("GET /q?x=1&y=two%20words HTTP/1.1"), "{log}");
+    assert!(log.contains("GET /p HTTP/1.1"), "{log}");
+    let lower = log.to_lowercase();
+    assert!(
+        !lower.contains("authorization"),
+        "the pod saw a token header: {log}"
+    );
+    assert!(
+        !lower.contains("auth_token"),
+        "the pod saw a token parameter: {log}"
+    );
+    for secret in [&a, &b, &d.token] {
+        assert!(!log.contains(&secret[5..]), "the pod saw a secret: {log}");
+    }
+
+    // Revoking the token closes the pod to it at once.
+    ok(&d.cli(&["token", "revoke", "alice"]));
+    let (status, _) = request(
+        &gw,
+        "GET",
+        &host,
+        "/",
+        &[("Authorization", &bearer(&a))],
+        None,
+    );
+    assert_eq!(status, 401);
+
+    // A public pod stays open, and its requests are forwarded as they came.
+    let open = run_as(&d, &b, &["--entrypoint", ECHO]);
+    assert!(!open.authorized);
+    let open_host = Daemon::host_for(&open, 8000);
+    assert_eq!(
+        wait_ok(
+            &d,
+            &open_host,
+            "/?auth_token=mine",
+            &[("Authorization", "Bearer own")]
+        ),
+        "ok"
+    );
+
+    // An authorized deployment: guarded by its stable URL, also while scaled to zero.
+    let dep = deploy_as(
+        &d,
+        &b,
+        "private",
+        "authorized = true\nkeep_warm_seconds = 1\n",
+    );
+    let dep_host = format!("{}-8000.localhost", dep.url_key);
+    let (status, _) = request(&gw, "GET", &dep_host, "/", &[], None);
+    assert_eq!(status, 401);
+    assert_eq!(
+        wait_ok(&d, &dep_host, "/", &[("Authorization", &bearer(&b))]),
+        "ok"
+    );
+    let c = dep.container.expect("deployment runs").id;
+    d.wait_status(&c, ContainerStatus::Stopped, LONG);
+    let (status, _) = request(&gw, "GET", &dep_host, "/", &[], None);
+    assert_eq!(status, 401, "a request without a token does not wake it");
+    let listed: Vec<Deployment> =
+        serde_json::from_str(&ok(&d.cli(&["deployment", "list", "--format", "json"]))).unwrap();
+    assert!(
+        listed.iter().all(|x| x.container.is_none()),
+        "still asleep: {listed:?}"
+    );
+    assert_eq!(
+        wait_ok(
+            &d,
+            &dep_host,
+            "/?auth_token={}".replace("{}", &b).as_str(),
+            &[]
+        ),
+        "ok"
+    );
+    ok(&d.cli(&["deployment", "delete", "private"]));
+}
