@@ -274,7 +274,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, [a.clone()]);
+        assert_eq!(names, std::slice::from_ref(&a));
         fs::write(root.join("a.txt"), "changed").unwrap();
         let err = local.files_tar(&[a]).unwrap_err().to_string();
         assert!(err.contains("changed while syncing"), "{err}");
