@@ -1,113 +1,166 @@
-"""Syncing files: ``Pod(sync=True)`` (or a pod without an image) uploads the current directory
-once by digest and runs its entrypoint in it at /app."""
+"""Syncing files: ``Pod(sync=True)`` (or a pod without an image) sends the current directory's
+files the daemon lacks (content-addressed per file) and runs its entrypoint in it at /app."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
+import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
 import cove.sync
 from cove import CoveError, Image, Pod
+from cove.errors import CoveAPIError
 
 from conftest import wait_until
+
+CASES = Path(__file__).with_name("sync_ignore_cases.json")
 
 
 def _logs_with(inst, needle: str) -> str:
     return wait_until(f"{needle!r} in the pod's logs", 30, lambda: (lambda s: s if needle in s else None)(inst.logs()))
 
 
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 @pytest.fixture
 def uploads(monkeypatch):
-    """Counts the tars the SDK actually sends to the daemon."""
+    """What the SDK actually sends: ``(route, [tar entry names])`` per upload."""
     sent = []
     real = cove.sync.Client.upload
 
     def counting(self, path, data, content_type):
-        sent.append(hashlib.sha256(data).hexdigest())
+        names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+        sent.append((path, names))
         return real(self, path, data, content_type)
 
     monkeypatch.setattr(cove.sync.Client, "upload", counting)
     return sent
 
 
-def test_synced_file_is_seen_and_unchanged_files_are_not_uploaded_again(
-    daemon, busybox, uploads, tmp_path, monkeypatch, capsys
-):
-    (tmp_path / "hello.txt").write_text("hello from the synced dir\n")
+def test_only_changed_files_are_sent_and_the_pod_sees_them(daemon, busybox, uploads, tmp_path, monkeypatch, capsys):
+    tag = tmp_path.name  # contents of this run only: none is on the daemon yet
+    (tmp_path / "hello.txt").write_text(f"hello from the synced dir {tag}\n")
+    for i in range(10):
+        (tmp_path / f"mod{i}.py").write_text(f"value = {i}  # {tag}\n")
     (tmp_path / "secret.txt").write_text("must not be synced\n")
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "a.log").write_text("ignored too\n")
-    (tmp_path / ".coveignore").write_text("secret.txt\nlogs/\n")
+    (tmp_path / "pkg" / "gen").mkdir(parents=True)
+    (tmp_path / "pkg" / ".gitignore").write_text(f"/gen/\n# {tag}\n")
+    (tmp_path / "pkg" / "gen" / "out.bin").write_text("ignored by pkg/.gitignore\n")
+    (tmp_path / ".coveignore").write_text(f"secret.txt\nlogs/\n# {tag}\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COVE_DEFAULT_IMAGE", busybox)
     entry = ["sh", "-c", "cat hello.txt; pwd; ls -a /app; test -e /app/secret.txt || echo no-secret; "
-             "test -e /app/logs || echo no-logs"]
+             "test -e /app/pkg/gen || echo no-gen; test -e /app/logs || echo no-logs"]
 
-    # No image given: syncing is the default.
+    # No image given: syncing is the default. 13 files, all new.
     inst = Pod(entrypoint=entry).create()
     assert inst.ok, inst.error_msg
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "=> Syncing files", out
+    assert out[1].startswith("=> Synced 13 files (13 uploaded, "), out
     assert "=> Building image" in out, out
     logs = _logs_with(inst, "no-logs")
     assert "hello from the synced dir" in logs
     assert "/app\n" in logs  # the entrypoint runs in the synced dir
-    assert "no-secret" in logs and ".coveignore" in logs
-    assert len(uploads) == 1
+    assert "no-secret" in logs and "no-gen" in logs and ".coveignore" in logs
+    assert [(p, len(n)) for p, n in uploads] == [(cove.sync.FILES_ROUTE, 13)]
 
-    # Same files again: the daemon has the digest (HEAD 200), nothing is sent; the build is cached.
+    # Same files again: the daemon has every digest, nothing is sent; the build is cached.
     again = Pod(image=Image(base_image=busybox), entrypoint=["cat", "/app/hello.txt"], sync=True).create()
     assert again.ok, again.error_msg
     assert "hello from the synced dir" in _logs_with(again, "hello")
     out = capsys.readouterr().out.splitlines()
-    assert "=> Syncing files" in out and "=> Using cached image" in out, out
-    assert len(uploads) == 1, "unchanged files were uploaded again"
+    assert "=> Synced 13 files (0 uploaded, 0 bytes)" in out and "=> Using cached image" in out, out
+    assert len(uploads) == 1, "unchanged files were sent again"
 
-    # A changed file is a new digest: uploaded once.
-    (tmp_path / "hello.txt").write_text("changed\n")
-    third = Pod(image=busybox, entrypoint=["cat", "/app/hello.txt"], sync=True).create(quiet=True)
+    # One file of many changed: only its new content is sent.
+    (tmp_path / "mod4.py").write_text(f"value = 'changed'  # {tag}\n")
+    third = Pod(image=busybox, entrypoint=["cat", "/app/mod4.py", "/app/mod5.py"], sync=True).create(quiet=True)
     assert third.ok, third.error_msg
-    assert "changed" in _logs_with(third, "changed")
-    assert len(uploads) == 2
+    logs = _logs_with(third, "value = 5")
+    assert "value = 'changed'" in logs
+    assert uploads[1] == (cove.sync.FILES_ROUTE, [_digest(f"value = 'changed'  # {tag}\n".encode())])
 
 
-def test_daemon_answers_whether_it_has_a_context(daemon, tmp_path):
+def test_the_cli_and_the_sdk_make_the_same_context(daemon, busybox, cove_bin, tmp_path, monkeypatch, capsys):
+    """Both list a tree the same way: the CLI's sync after the SDK's sends nothing and is
+    answered from the build cache (same context digest)."""
+    (tmp_path / "a.txt").write_text("cli and sdk agree\n")
+    (tmp_path / "sub" / "deep").mkdir(parents=True)
+    (tmp_path / "sub" / "deep" / "x.py").write_text("x = 1\n")
+    (tmp_path / "sub" / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(tmp_path / "sub" / "run.sh", 0o755)
+    os.symlink("a.txt", tmp_path / "link")
+    (tmp_path / "sub" / ".gitignore").write_text("*.tmp\n")
+    (tmp_path / "sub" / "skip.tmp").write_text("skipped by both\n")
+    monkeypatch.chdir(tmp_path)
+    inst = Pod(image=busybox, entrypoint=["cat", "/app/a.txt"], sync=True).create(quiet=True)
+    assert inst.ok, inst.error_msg
+    o = subprocess.run(
+        [str(cove_bin), "run", "--sync", str(tmp_path), "--image", busybox, "--entrypoint", "cat /app/link"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert o.returncode == 0, o.stderr
+    assert "=> Synced 4 files (0 uploaded, 0 bytes)" in o.stdout, o.stdout
+    assert "=> Using cached image" in o.stdout, o.stdout
+
+
+@pytest.mark.parametrize("case", json.loads(CASES.read_text())["cases"], ids=lambda c: c["name"])
+def test_the_shared_ignore_cases(tmp_path, case):
+    for path, content in case["files"].items():
+        p = tmp_path / path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+    assert sorted(cove.sync.synced_paths(str(tmp_path))) == case["synced"]
+
+
+def test_the_manifest_lists_dirs_first_and_hashes_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "b.txt").write_text("b")
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "sub" / "c.txt").write_text("a")
+    os.symlink("a.txt", tmp_path / "link")
+    local = cove.sync.scan(str(tmp_path))
+    entries = local.manifest["entries"]
+    assert [e["path"] for e in entries] == ["a.txt", "b.txt", "link", "sub", "sub/c.txt"]
+    assert entries[0] == {"path": "a.txt", "kind": "file", "mode": 0o666 & ~_umask(), "size": 1, "digest": _digest(b"a")}
+    assert entries[2]["kind"] == "symlink" and entries[2]["target"] == "a.txt"
+    assert entries[3]["kind"] == "dir" and "digest" not in entries[3]
+    # Only what is missing is sent, once (a.txt and sub/c.txt share content), named by digest.
+    data, nbytes = cove.sync.files_tar(local, [_digest(b"a")])
+    assert tarfile.open(fileobj=io.BytesIO(data)).getnames() == [_digest(b"a")] and nbytes == 1
+    (tmp_path / "a.txt").write_text("changed")
+    with pytest.raises(CoveError, match="changed while syncing"):
+        cove.sync.files_tar(local, [_digest(b"a")])
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_the_daemon_refuses_a_hostile_manifest(daemon):
     from cove import Client
 
     client = Client()
-    (tmp_path / "f.txt").write_text("content for the HEAD check\n")
-    data = cove.sync.make_tar(str(tmp_path))
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    assert cove.sync.has_context(client, "sha256:" + "0" * 64) is False
-    if not cove.sync.has_context(client, digest):
-        assert cove.sync.upload_context(client, data) == digest
-    assert cove.sync.has_context(client, digest) is True
+    bad = {"entries": [{"path": "../escape", "kind": "file", "mode": 0o644, "size": 1, "digest": _digest(b"a")}]}
+    with pytest.raises(CoveAPIError, match="'..' component") as e:
+        client.request("POST", cove.sync.FILES_ROUTE + "/missing", bad)
+    assert e.value.status == 400
 
 
-def test_the_tar_is_deterministic_and_respects_ignores(tmp_path):
-    (tmp_path / "b.txt").write_text("b")
-    (tmp_path / "a.txt").write_text("a")
-    (tmp_path / "keep.log").write_text("k")
-    (tmp_path / "drop.log").write_text("d")
-    for skipped in (".git", "__pycache__", ".venv", "build"):
-        (tmp_path / skipped).mkdir()
-        (tmp_path / skipped / "x").write_text("x")
-    (tmp_path / ".gitignore").write_text("*.log\n!keep.log\nbuild/\n")
-    first = cove.sync.make_tar(str(tmp_path))
-    (tmp_path / "a.txt").touch()  # a new mtime, same content
-    assert cove.sync.make_tar(str(tmp_path)) == first
-    names = tarfile.open(fileobj=io.BytesIO(first)).getnames()
-    assert names == [".gitignore", "a.txt", "b.txt", "keep.log"], names
-    for m in tarfile.open(fileobj=io.BytesIO(first)).getmembers():
-        assert m.mtime == 0 and m.uid == 0 and m.gid == 0
-
-
-def test_over_the_cap_is_a_clear_error_and_nothing_is_created(
-    daemon, busybox, uploads, tmp_path, monkeypatch
-):
+def test_over_the_cap_is_a_clear_error_and_nothing_is_created(daemon, busybox, uploads, tmp_path, monkeypatch):
     (tmp_path / "big.bin").write_bytes(b"x" * 4096)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COVE_SYNC_MAX_BYTES", "1000")
@@ -118,37 +171,43 @@ def test_over_the_cap_is_a_clear_error_and_nothing_is_created(
     assert len(daemon.containers(all=True)) == before
 
 
-def test_unreadable_file_is_named(tmp_path, monkeypatch):
-    import os
+def test_an_unreadable_file_is_named_and_nothing_is_sent(daemon, busybox, uploads, tmp_path, monkeypatch):
+    (tmp_path / "ok.txt").write_text("fine\n")
+    bad = tmp_path / "locked.txt"
+    bad.write_text("x")
+    real_open = open
 
-    if os.geteuid() == 0:
-        # root reads anything: a dangling directory entry is unreadable instead.
-        bad = tmp_path / "gone"
-        bad.mkdir()
-        os.chmod(bad, 0)
-        monkeypatch.setattr(cove.sync.os, "listdir", _listdir_failing_on(str(bad)))
-    else:
-        bad = tmp_path / "locked.txt"
-        bad.write_text("x")
-        os.chmod(bad, 0)
-    with pytest.raises(CoveError, match=f"cannot sync {bad}"):
-        cove.sync.make_tar(str(tmp_path))
+    def failing_open(path, *a, **kw):
+        # root reads anything: the unreadable file is simulated.
+        if str(path) == str(bad):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(cove.sync, "open", failing_open, raising=False)
+    monkeypatch.chdir(tmp_path)
+    before = len(daemon.containers(all=True))
+    with pytest.raises(CoveError, match=f"cannot sync {bad}: Permission denied"):
+        Pod(image=busybox, entrypoint=["true"], sync=True).create(quiet=True)
+    assert uploads == []
+    assert len(daemon.containers(all=True)) == before
 
 
-def _listdir_failing_on(path: str):
-    import os
-
+def test_an_unreadable_directory_is_named(tmp_path, monkeypatch):
+    bad = tmp_path / "gone"
+    bad.mkdir()
     real = os.listdir
 
     def listdir(p):
-        if p == path:
+        if p == str(bad):
             raise PermissionError(13, "Permission denied", p)
         return real(p)
 
-    return listdir
+    monkeypatch.setattr(cove.sync.os, "listdir", listdir)
+    with pytest.raises(CoveError, match=f"cannot sync {bad}"):
+        cove.sync.scan(str(tmp_path))
 
 
-def test_add_local_path_uploads_and_builds(daemon, busybox, tmp_path, uploads):
+def test_add_local_path_syncs_a_dir_and_uploads_a_file(daemon, busybox, tmp_path, uploads):
     src = tmp_path / "site"
     src.mkdir()
     (src / "index.txt").write_text("added with add_local_path\n")
@@ -160,4 +219,14 @@ def test_add_local_path_uploads_and_builds(daemon, busybox, tmp_path, uploads):
     assert inst.ok, inst.error_msg
     logs = _logs_with(inst, "a single file")
     assert "added with add_local_path" in logs
-    assert len(uploads) == 2
+    assert uploads == [
+        (cove.sync.FILES_ROUTE, [_digest(b"added with add_local_path\n")]),
+        (cove.sync.CONTEXT_ROUTE, ["one.txt"]),
+    ]
+
+
+def test_daemon_answers_whether_it_has_a_context(daemon):
+    from cove import Client
+
+    client = Client()
+    assert cove.sync.has_context(client, "sha256:" + "0" * 64) is False

@@ -129,7 +129,10 @@ class Image:
         return self
 
     def add_local_path(self, local_path: str, remote_path: Optional[str] = None) -> "Image":
-        """Adds a step copying ``local_path`` into the image (at ``remote_path``, default its name)."""
+        """Adds a step copying ``local_path`` into the image (at ``remote_path``, default its name).
+
+        A directory is sent like ``Pod(sync=True)`` (:mod:`cove.sync`: its ignore rules, and
+        only the files the daemon lacks); a single file as a one-entry tar."""
         path = os.path.abspath(local_path)
         remote = remote_path or os.path.basename(path)
         if not remote.startswith("/"):

@@ -21,7 +21,7 @@ from .client import Client, ProgressFn, print_log, print_progress, quote
 from .deployment import DeploymentInstance
 from .errors import CoveAPIError, CoveAuthError, CoveError, CoveUnsupportedError
 from .image import Image
-from .sync import make_tar, upload_context
+from .sync import sync_dir
 
 #: cpu as cores (``1``, ``0.5``) or millicores (``"1000m"``).
 Cpu = Union[int, float, str]
@@ -139,9 +139,10 @@ class Pod:
         app: accepted for compatibility with Beam, unused.
         sync: upload the current directory and run the entrypoint in it (at ``/app``), as
             ``=> Syncing files``; the default is to sync when no ``image`` is given. Files
-            matching the top-level ``.gitignore``/``.coveignore`` are left out, and the total is
-            capped (``COVE_SYNC_MAX_BYTES``, default 100 MiB). Unchanged content is not
-            uploaded again (the daemon keeps it by digest).
+            matching ``.gitignore``/``.coveignore`` patterns (in any directory, git's rules,
+            ``**`` too) are left out, and the total is capped (``COVE_SYNC_MAX_BYTES``, default
+            100 MiB). Only files the daemon lacks are sent (it keeps each by digest); see
+            :mod:`cove.sync`.
         isolation: the runtime isolating the pod: ``"runc"`` or ``"gvisor"`` (gVisor's runsc:
             the pod's system calls go to gVisor's own kernel). Default: the daemon's
             ``--default-isolation``. A bad value is the daemon's 400 error.
@@ -241,8 +242,10 @@ class Pod:
             self.image.reference()  # no image at all is an error before any work
             if progress is not None:
                 progress("Syncing files")
-            digest = upload_context(self.client, make_tar(os.getcwd()))
-            extra.append({"local_path": {"archive": digest, "remote": SYNC_DIR}})
+            synced = sync_dir(self.client, os.getcwd())
+            if progress is not None:
+                progress(f"Synced {synced.files} files ({synced.uploaded} uploaded, {synced.uploaded_bytes} bytes)")
+            extra.append({"local_path": {"archive": synced.digest, "remote": SYNC_DIR}})
         return self.image.resolve(self.client, progress, log, extra_steps=extra)
 
     def _check_authorized(self) -> None:
