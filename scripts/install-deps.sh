@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  runc busybox-static docker-registry skopeo umoci
+  runc runsc busybox-static docker-registry skopeo umoci
   iproute2 nftables iptables kmod procps util-linux
   curl ca-certificates build-essential pkg-config python3 git
 )

@@ -35,9 +35,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use cgroup::{leftover_dirs, remove_cgroup_parent};
+pub use cove_types::Isolation;
 pub use error::RuntimeError;
 pub use exit::{read_exit_file, shim_is_alive, wait_exit, ExitStatus};
-pub use cove_types::Isolation;
 pub use runc::{find_runsc, Flavor, Runc};
 pub use runtimes::Runtimes;
 pub use shim::shim_main;

@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A pod's isolation. The wire form is lowercase: `"runc"` or `"gvisor"`.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
     /// runc: namespaces, dropped capabilities, seccomp and cgroups on the host kernel.
@@ -72,7 +70,10 @@ mod tests {
         );
         assert!("GVISOR".parse::<Isolation>().is_err());
         assert_eq!(Isolation::Gvisor.to_string(), "gvisor");
-        assert_eq!(serde_json::to_string(&Isolation::Gvisor).unwrap(), "\"gvisor\"");
+        assert_eq!(
+            serde_json::to_string(&Isolation::Gvisor).unwrap(),
+            "\"gvisor\""
+        );
         assert_eq!(Isolation::default(), Isolation::Runc);
     }
 }

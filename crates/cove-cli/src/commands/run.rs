@@ -321,8 +321,14 @@ mod tests {
     #[test]
     fn isolation_is_passed_for_the_daemon_to_check() {
         let a = parse(&["--image", "b", "--isolation", "gvisor"]);
-        assert_eq!(build_request(&a).unwrap().isolation.as_deref(), Some("gvisor"));
-        assert_eq!(build_request(&parse(&["--image", "b"])).unwrap().isolation, None);
+        assert_eq!(
+            build_request(&a).unwrap().isolation.as_deref(),
+            Some("gvisor")
+        );
+        assert_eq!(
+            build_request(&parse(&["--image", "b"])).unwrap().isolation,
+            None
+        );
     }
 
     #[test]

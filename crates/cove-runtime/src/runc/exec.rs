@@ -65,7 +65,10 @@ impl Runc {
         let Some(user) = spec.process().as_ref().map(|p| p.user()) else {
             return Ok(Vec::new());
         };
-        let mut flags = vec!["--user".to_string(), format!("{}:{}", user.uid(), user.gid())];
+        let mut flags = vec![
+            "--user".to_string(),
+            format!("{}:{}", user.uid(), user.gid()),
+        ];
         for g in user.additional_gids().iter().flatten() {
             flags.extend(["--additional-gids".to_string(), g.to_string()]);
         }

@@ -67,10 +67,7 @@ impl Runc {
             .arg(&self.root)
             .arg(&cfg.log_path)
             .arg(&oom_file)
-            .args(
-                (self.flavor == Flavor::Runsc)
-                    .then_some(crate::shim::HIDE_HOST_NET_SYSCTLS),
-            )
+            .args((self.flavor == Flavor::Runsc).then_some(crate::shim::HIDE_HOST_NET_SYSCTLS))
             .args(&self.global)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())

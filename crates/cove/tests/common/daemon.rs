@@ -17,6 +17,8 @@ pub struct DaemonOpts {
     pub tls: bool,
     /// `--build-ca-bundle`: the host CA bundle build containers get.
     pub build_ca_bundle: Option<PathBuf>,
+    /// More `cove server` arguments (e.g. `--default-disk 64Mi`).
+    pub extra_server_args: Vec<String>,
 }
 
 /// A `cove server` of its own, stopped and checked on drop.
@@ -29,6 +31,7 @@ pub struct Daemon {
     pub gw_port: u16,
     pub tls_port: Option<u16>,
     pub build_ca_bundle: Option<PathBuf>,
+    pub extra_server_args: Vec<String>,
     pub subnet: SubnetLease,
     pub token: String,
     /// The daemon's bridge, once seen.
@@ -55,6 +58,7 @@ impl Daemon {
             gw_port: free_port(),
             tls_port: opts.tls.then(free_port),
             build_ca_bundle: opts.build_ca_bundle.clone(),
+            extra_server_args: opts.extra_server_args.clone(),
             subnet: SubnetLease::take(),
             token: String::new(),
             bridge: Mutex::new(None),
@@ -82,6 +86,7 @@ impl Daemon {
         if let Some(ca) = &self.build_ca_bundle {
             cmd.arg("--build-ca-bundle").arg(ca);
         }
+        cmd.args(&self.extra_server_args);
         if let Some(p) = self.tls_port {
             cmd.arg("--gateway-tls-listen")
                 .arg(format!("127.0.0.1:{p}"));
@@ -329,6 +334,36 @@ impl Daemon {
             .collect()
     }
 
+    /// gVisor leftovers: containers runsc still knows in the daemon's runsc root, and runsc
+    /// processes (sandbox, gofer) started with that root. Waits a little for processes that
+    /// are exiting.
+    pub fn runsc_leftovers(&self) -> Vec<String> {
+        let root = self.data_dir.join("runsc");
+        let mut left = Vec::new();
+        if root.is_dir() {
+            let o = sh(&format!(
+                "runsc --root {} list -q 2>/dev/null",
+                root.display()
+            ));
+            left.extend(
+                stdout(&o)
+                    .lines()
+                    .map(|id| format!("runsc container left: {id}")),
+            );
+        }
+        let procs = wait_until_or(Duration::from_secs(10), || {
+            let p = runsc_processes(&root);
+            p.is_empty().then_some(()).ok_or(p)
+        });
+        if let Err(p) = procs {
+            left.extend(
+                p.into_iter()
+                    .map(|(pid, cmd)| format!("runsc process left: {pid} {cmd}")),
+            );
+        }
+        left
+    }
+
     /// Files under `<data-dir>/netns`.
     pub fn netns_files(&self) -> Vec<String> {
         std::fs::read_dir(self.data_dir.join("netns"))
@@ -464,6 +499,7 @@ impl Daemon {
         for n in self.netns_files() {
             problems.push(format!("netns file left: {n}"));
         }
+        problems.extend(self.runsc_leftovers());
         let veths = self.veths.lock().unwrap().clone();
         for v in veths {
             if sh(&format!("ip link show {v} >/dev/null 2>&1"))
@@ -509,6 +545,20 @@ impl Daemon {
                 ));
             }
         }
+        let runsc_root = self.data_dir.join("runsc");
+        if runsc_root.is_dir() {
+            let r = runsc_root.display();
+            let o = sh(&format!("runsc --root {r} list -q 2>/dev/null"));
+            for id in stdout(&o).lines() {
+                let _ = sh(&format!(
+                    "runsc --root {r} delete -force {id} >/dev/null 2>&1"
+                ));
+            }
+        }
+        for (pid, _) in runsc_processes(&runsc_root) {
+            // SAFETY: plain kill(2) of a runsc process started with this daemon's own root.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
         let mut mounts = self.mounts();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
@@ -530,6 +580,26 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Processes whose command line has `--root=<root>` (runsc's sandbox and gofer), as (pid, cmd).
+fn runsc_processes(root: &std::path::Path) -> Vec<(i32, String)> {
+    let want = format!("--root={}", root.display());
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.contains(&want)
+                .then(|| (pid, args.join(" ").chars().take(120).collect()))
+        })
+        .collect()
 }
 
 fn wait_until_or<T, E>(timeout: Duration, mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
