@@ -38,9 +38,12 @@ impl Lifecycle {
         // Stored with the pod, so its containers keep their runtime across daemon restarts.
         spec.isolation
             .get_or_insert(self.inner.cfg.default_isolation);
+        self.claim_image(workspace, &spec.image, req.registry_auth.as_ref(), progress)
+            .await?;
         let (image, args) = self
             .image_and_args(&spec, req.registry_auth.as_ref(), progress)
             .await?;
+        self.hold_image(workspace, &image.reference)?;
         let pod_id = uuid::Uuid::new_v4().to_string();
         let id = format!(
             "pod-{pod_id}-{}",

@@ -167,8 +167,14 @@ impl Lifecycle {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Deployment, LifecycleError> {
         let spec = validate_deploy(req)?;
-        self.deploy_spec_in(Some(workspace), &spec, req.registry_auth.as_ref(), progress)
-            .await
+        let auth = req.registry_auth.as_ref();
+        self.claim_image(workspace, &spec.image, auth, progress)
+            .await?;
+        let deployment = self
+            .deploy_spec_in(Some(workspace), &spec, auth, progress)
+            .await?;
+        self.hold_image(workspace, &spec.image)?;
+        Ok(deployment)
     }
 
     /// Deploys a validated spec (whose name is set): a new deployment or its next version.

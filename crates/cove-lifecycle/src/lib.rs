@@ -29,6 +29,7 @@ mod deploy_wake;
 mod egress;
 mod error;
 mod finish;
+mod image_access;
 mod images;
 mod keepwarm;
 mod logs;

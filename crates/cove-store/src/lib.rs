@@ -8,6 +8,7 @@ mod containers;
 mod deployments;
 mod error;
 mod events;
+mod image_refs;
 mod images;
 mod pod_spec;
 mod schema;

@@ -82,6 +82,15 @@ ALTER TABLE pods ADD COLUMN workspace TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE deployments ADD COLUMN workspace TEXT NOT NULL DEFAULT 'default';
 CREATE INDEX pods_workspace ON pods(workspace);
 "#,
+    // 4: image references per workspace (image rows and blobs stay shared by digest).
+    r#"
+CREATE TABLE image_refs (
+    workspace TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    PRIMARY KEY (workspace, reference)
+);
+INSERT INTO image_refs (workspace, reference) SELECT 'default', reference FROM images;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -41,7 +41,10 @@ fn create_token(d: &Daemon, name: &str, ws: &str) -> String {
 #[track_caller]
 fn run_as(d: &Daemon, token: &str, extra: &[&str]) -> Container {
     let image = registry().image("latest");
-    let mut args = vec!["run", "--image", &image, "--ports", "8000"];
+    let mut args = vec!["run", "--ports", "8000"];
+    if !extra.contains(&"--image") {
+        args.extend_from_slice(&["--image", &image]);
+    }
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--format", "json"]);
     let out = ok(&cli_as(d, token, &args));
@@ -417,4 +420,79 @@ fn authorized_pods_need_a_token_of_their_workspace_and_never_see_it() {
         "ok"
     );
     ok(&d.cli(&["deployment", "delete", "private"]));
+}
+
+#[track_caller]
+fn images_as(d: &Daemon, token: &str) -> Vec<String> {
+    let out = ok(&cli_as(d, token, &["image", "list", "--format", "json"]));
+    let list: Vec<cove_types::ImageInfo> = serde_json::from_str(&out).unwrap();
+    list.into_iter().map(|i| i.reference).collect()
+}
+
+#[test]
+fn image_references_belong_to_their_workspace() {
+    let d = Daemon::start();
+    let a = create_token(&d, "alice", "team-a");
+    let b = create_token(&d, "bob", "team-b");
+    let image = registry().image("latest");
+
+    // team-a pulls and builds; team-b sees neither, and cannot remove or run them.
+    ok(&cli_as(&d, &a, &["image", "pull", &image]));
+    let built = ok(&cli_as(
+        &d,
+        &a,
+        &[
+            "image",
+            "build",
+            "--base",
+            &image,
+            "--command",
+            "echo secret-a > /a.txt",
+        ],
+    ));
+    let built = built
+        .lines()
+        .find_map(|l| l.strip_prefix("=> Built "))
+        .unwrap_or_else(|| panic!("no built reference: {built}"))
+        .trim()
+        .to_string();
+    let mine = images_as(&d, &a);
+    assert!(mine.contains(&built) && mine.iter().any(|r| r.ends_with("busybox:latest")));
+    assert!(images_as(&d, &b).is_empty(), "team-b sees nothing yet");
+    failed_with(&cli_as(&d, &b, &["image", "rm", &built]), &["not found"]);
+    failed_with(
+        &cli_as(
+            &d,
+            &b,
+            &["run", "--image", &built, "--entrypoint", "cat /a.txt"],
+        ),
+        &["not found"],
+    );
+    let all = images_as(&d, &d.token);
+    assert!(all.contains(&built), "the admin sees every image: {all:?}");
+
+    // team-b gets the registry image by pulling it itself (running it pulls it too); both
+    // hold it, and team-b removing its reference leaves team-a's.
+    let pb = run_as(&d, &b, &["--entrypoint", "httpd -f -p 8000 -h /www"]);
+    assert_eq!(pb.workspace, "team-b");
+    let theirs = images_as(&d, &b);
+    assert!(
+        theirs.iter().all(|r| r.ends_with("busybox:latest")),
+        "{theirs:?}"
+    );
+    assert_eq!(theirs.len(), 1);
+    ok(&cli_as(&d, &b, &["container", "stop", &pb.id]));
+    ok(&cli_as(&d, &b, &["image", "rm", &image]));
+    assert!(images_as(&d, &b).is_empty());
+    assert!(images_as(&d, &a)
+        .iter()
+        .any(|r| r.ends_with("busybox:latest")));
+
+    // team-a still runs what it built.
+    let pa = run_as(&d, &a, &["--image", &built, "--entrypoint", "cat /a.txt"]);
+    let logs = wait_until("the built file in the logs", LONG, || {
+        let l = ok(&cli_as(&d, &a, &["container", "logs", &pa.id]));
+        l.contains("secret-a").then_some(l)
+    });
+    assert!(logs.contains("secret-a"));
 }

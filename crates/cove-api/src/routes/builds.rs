@@ -3,8 +3,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
-use cove_types::{BuildContext, BuildEvent, BuildRequest, ErrorBody};
+use axum::{Extension, Json};
+use cove_types::{BuildContext, BuildEvent, BuildRequest, ErrorBody, Scope};
 use tracing::instrument;
 
 use crate::{stream, upload, ApiError, AppState};
@@ -27,17 +27,19 @@ use crate::{stream, upload, ApiError, AppState};
 #[instrument(skip_all)]
 pub async fn build_image(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     body: Result<Json<BuildRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     req.validate().map_err(ApiError::bad_request)?;
     let lifecycle = state.lifecycle.clone();
+    let workspace = scope.workspace().to_string();
     Ok(stream::ndjson(move |lines| async move {
         let sink = {
             let lines = lines.clone();
             move |event: BuildEvent| lines.send(&event)
         };
-        match lifecycle.build_image(&req, &sink).await {
+        match lifecycle.build_image_in(&workspace, &req, &sink).await {
             Ok(image) => lines.send(&serde_json::json!({ "image": image })),
             Err(e) => lines.error(e),
         }

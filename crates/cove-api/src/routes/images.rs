@@ -2,16 +2,19 @@ use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::Json;
-use cove_types::{ErrorBody, ImageInfo, PullRequest};
+use axum::{Extension, Json};
+use cove_types::{ErrorBody, ImageInfo, PullRequest, Scope};
 use serde::Deserialize;
 use tracing::{info, instrument};
 
 use crate::{upload, ApiError, AppState};
 
 #[utoipa::path(get, path = "/v1/images", responses((status = 200, body = Vec<ImageInfo>)))]
-pub async fn list_images(State(state): State<AppState>) -> Result<Json<Vec<ImageInfo>>, ApiError> {
-    Ok(Json(state.lifecycle.list_images()?))
+pub async fn list_images(
+    State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
+) -> Result<Json<Vec<ImageInfo>>, ApiError> {
+    Ok(Json(state.lifecycle.list_images_in(&scope)?))
 }
 
 /// Pull an image from its registry.
@@ -20,14 +23,16 @@ pub async fn list_images(State(state): State<AppState>) -> Result<Json<Vec<Image
 #[instrument(skip_all)]
 pub async fn pull_image(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     body: Result<Json<PullRequest>, JsonRejection>,
 ) -> Result<Json<ImageInfo>, ApiError> {
     let Json(req) = body?;
     let lifecycle = state.lifecycle.clone();
+    let workspace = scope.workspace().to_string();
     let pulled = crate::detached(async move {
         let progress = |msg: String| info!(%msg, "pull progress");
         lifecycle
-            .pull_image(&req.reference, req.auth.as_ref(), &progress)
+            .pull_image_in(&workspace, &req.reference, req.auth.as_ref(), &progress)
             .await
     });
     Ok(Json(pulled.await?))
@@ -43,12 +48,13 @@ pub struct ReferenceQuery {
     (status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn remove_image(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     Query(q): Query<ReferenceQuery>,
 ) -> Result<StatusCode, ApiError> {
     let reference = q
         .reference
         .ok_or_else(|| ApiError::bad_request("missing ?reference="))?;
-    state.lifecycle.remove_image(&reference)?;
+    state.lifecycle.remove_image_in(&scope, &reference)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -60,16 +66,18 @@ pub async fn remove_image(
 #[instrument(skip_all)]
 pub async fn import_image(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     Query(q): Query<ReferenceQuery>,
     body: Body,
 ) -> Result<Json<Vec<ImageInfo>>, ApiError> {
     let upload = upload::save(&state, body, "import").await?;
     let lifecycle = state.lifecycle.clone();
+    let workspace = scope.workspace().to_string();
     let reference = q.reference.clone();
     // The upload is dropped (removed) by the task, once the work is done.
     let imported = crate::detached(async move {
         lifecycle
-            .import_image(&upload.path, reference.as_deref())
+            .import_image_in(&workspace, &upload.path, reference.as_deref())
             .await
     });
     Ok(Json(imported.await?))
