@@ -6,7 +6,8 @@
 //! * `blobs` — content-addressed blob store with verified writes.
 //! * `unpack`, `fsat`, `whiteout` — the hostile-layer boundary: our own tar
 //!   entry loop over symlink-proof `*at` file operations.
-//! * `overlay` — mounting/unmounting container root filesystems.
+//! * `overlay` — mounting/unmounting container root filesystems; `disk` — the
+//!   per-pod disk limit (upper dir on a sized loop-mounted ext4).
 //! * `import` — OCI layouts, OCI archives and docker-archive tars.
 //! * `build`, `layer_from_dir` — images made by builds: a container's
 //!   overlay upper dir turned back into an OCI layer on top of its image.
@@ -22,6 +23,7 @@
 mod blobs;
 mod build;
 mod config;
+mod disk;
 mod error;
 mod fsat;
 mod gc;

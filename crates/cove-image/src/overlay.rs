@@ -4,7 +4,8 @@
 //! container dir, mounted at `<container_dir>/rootfs`. The kernel copies mount
 //! options into one page, so the option string must stay under 4096 bytes: layer
 //! dirs have short paths (`<data_dir>/images/l/<12 hex>`) and we fail clearly
-//! when an image still has too many layers.
+//! when an image still has too many layers. With a disk limit, upper and work live on
+//! the pod's own sized filesystem instead (see [`crate::disk`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -17,21 +18,27 @@ use crate::ImageError;
 /// The kernel's limit on the mount data page, minus the trailing NUL.
 const MAX_OPTIONS: usize = 4095;
 
-/// Mounts the overlay for `lowers` (bottom first; `empty` if there are none).
+/// Mounts the overlay for `lowers` (bottom first; `empty` if there are none), its
+/// writable layer limited to `disk_mib` MiB if given.
 #[tracing::instrument(skip_all, fields(container = %container_dir.display()))]
 pub(crate) fn mount_rootfs(
     lowers: &[PathBuf],
     empty: &Path,
     container_dir: &Path,
+    disk_mib: Option<u64>,
 ) -> Result<PathBuf, ImageError> {
     let rootfs = container_dir.join("rootfs");
-    let upper = container_dir.join("upper");
-    let work = container_dir.join("work");
-    for d in [&rootfs, &upper, &work] {
-        std::fs::create_dir_all(d).map_err(|e| ImageError::io("create", d, e))?;
-    }
     if is_mounted(&rootfs)? {
         return Ok(rootfs);
+    }
+    let writable = match disk_mib {
+        Some(mib) => crate::disk::mount(container_dir, mib)?,
+        None => container_dir.to_path_buf(),
+    };
+    let upper = writable.join("upper");
+    let work = writable.join("work");
+    for d in [&rootfs, &upper, &work] {
+        std::fs::create_dir_all(d).map_err(|e| ImageError::io("create", d, e))?;
     }
     let lowers: Vec<&Path> = if lowers.is_empty() {
         vec![empty]
@@ -82,7 +89,7 @@ pub(crate) fn mount_rootfs(
 }
 
 /// Unmounts `<container_dir>/rootfs` (retrying, then lazily detaching if busy)
-/// and removes rootfs, upper and work. Idempotent.
+/// and removes rootfs, upper and work, and the pod's disk if it has one. Idempotent.
 #[tracing::instrument(skip_all, fields(container = %container_dir.display()))]
 pub(crate) fn unmount_rootfs(container_dir: &Path) -> Result<(), ImageError> {
     let rootfs = container_dir.join("rootfs");
@@ -112,7 +119,7 @@ pub(crate) fn unmount_rootfs(container_dir: &Path) -> Result<(), ImageError> {
             _ => {}
         }
     }
-    Ok(())
+    crate::disk::unmount(container_dir)
 }
 
 /// `/proc/mounts` fields are octal-escaped (`\040` for a space).

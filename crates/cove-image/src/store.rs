@@ -163,6 +163,17 @@ impl ImageStore {
 
     /// Mounts the image's root filesystem at `<container_dir>/rootfs`.
     pub fn mount_rootfs(&self, image: &Image, container_dir: &Path) -> Result<PathBuf, ImageError> {
+        self.mount_rootfs_with_disk(image, container_dir, None)
+    }
+
+    /// [`ImageStore::mount_rootfs`] with the writable layer limited to `disk_mib` MiB
+    /// (`None`: unlimited, on the data dir's filesystem).
+    pub fn mount_rootfs_with_disk(
+        &self,
+        image: &Image,
+        container_dir: &Path,
+        disk_mib: Option<u64>,
+    ) -> Result<PathBuf, ImageError> {
         let lowers = image
             .layers
             .iter()
@@ -175,7 +186,7 @@ impl ImageStore {
                 image.reference
             )));
         }
-        overlay::mount_rootfs(&lowers, &self.inner.empty, container_dir)
+        overlay::mount_rootfs(&lowers, &self.inner.empty, container_dir, disk_mib)
     }
 
     /// Unmounts and removes what [`ImageStore::mount_rootfs`] created. Idempotent.

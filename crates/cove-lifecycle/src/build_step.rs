@@ -140,7 +140,7 @@ impl Lifecycle {
         sink: BuildSink<'_>,
     ) -> Result<Image, LifecycleError> {
         let dir = self.container_dir(id);
-        let (rootfs, attachment) = self.mount_and_attach(id, parent).await?;
+        let (rootfs, attachment) = self.mount_and_attach(id, parent, None).await?;
         let mut all_env = parent.config.env.clone();
         let mut set = |kv: String| {
             let k = kv

@@ -29,26 +29,40 @@ pub fn ptrace(pid: i32) -> Outcome {
     Outcome::Succeeded(format!("attached to {pid}"))
 }
 
-/// The control for [`ptrace`]: attaching to our own child works.
+/// The control for [`ptrace`]: tracing within our own tree (a child that asks for it with
+/// PTRACE_TRACEME, as debuggers that start their debuggee do) works.
 pub fn ptrace_child() -> Outcome {
-    // SAFETY: fork in a single-threaded program; the child only calls pause(2) and _exit.
+    // SAFETY: fork in a single-threaded program; the child only makes raw syscalls and _exits.
     let child = unsafe { libc::fork() };
     if child < 0 {
         return Outcome::Refused(format!("fork: {}", errno()));
     }
     if child == 0 {
-        loop {
-            // SAFETY: async-signal-safe call in the forked child.
-            unsafe { libc::pause() };
+        // SAFETY: async-signal-safe calls in the forked child.
+        unsafe {
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+                libc::_exit(3);
+            }
+            libc::raise(libc::SIGSTOP);
+            libc::_exit(0);
         }
     }
-    let out = ptrace(child);
+    let mut status = 0;
+    // SAFETY: waiting for our own child; a traced child's stop is reported without WUNTRACED.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    let traced = libc::WIFSTOPPED(status);
     // SAFETY: our own child.
     unsafe {
         libc::kill(child, libc::SIGKILL);
         libc::waitpid(child, std::ptr::null_mut(), 0);
     }
-    out
+    if traced {
+        Outcome::Succeeded(format!("traced child {child} (PTRACE_TRACEME)"))
+    } else {
+        Outcome::Refused(format!(
+            "child {child} could not be traced (status {status:#x})"
+        ))
+    }
 }
 
 /// mount(2) of a tmpfs on `dir`.

@@ -3,7 +3,8 @@
 //! (module loading, kexec, keyrings, bpf, perf, namespace creation, clock
 //! setting, ...) fail with EPERM, as in Docker's and Podman's default
 //! profiles. Dropped capabilities already deny most of them; the filter makes
-//! that hold even if a capability check has a bug.
+//! that hold even if a capability check has a bug. `ptrace` may not attach to other
+//! processes (PTRACE_ATTACH, PTRACE_SEIZE); a child may still ask to be traced.
 
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
@@ -74,6 +75,9 @@ const DENIED: &[&str] = &[
     "adjtimex",
 ];
 
+const PTRACE_ATTACH: u64 = 16;
+const PTRACE_SEIZE: u64 = 0x4206;
+
 /// `clone` flags that create namespaces; a clone asking for any is refused.
 const CLONE_NAMESPACE_FLAGS: &[u64] = &[
     0x0002_0000, // CLONE_NEWNS
@@ -103,6 +107,24 @@ pub(crate) fn default_profile() -> Result<LinuxSeccomp, RuntimeError> {
                     .value(flag)
                     .value_two(flag)
                     .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+                    .build()?])
+                .build()?,
+        );
+    }
+    // ptrace only within the caller's own tree: a debuggee may ask its parent to trace it
+    // (PTRACE_TRACEME), but nothing may attach to a process it did not start that way —
+    // not the pod's init, not a process `cove container exec` started. (Yama's
+    // ptrace_scope=1 gives descendants-only on hosts that have it; this holds everywhere.)
+    for request in [PTRACE_ATTACH, PTRACE_SEIZE] {
+        syscalls.push(
+            LinuxSyscallBuilder::default()
+                .names(vec!["ptrace".to_string()])
+                .action(LinuxSeccompAction::ScmpActErrno)
+                .errno_ret(EPERM)
+                .args(vec![LinuxSeccompArgBuilder::default()
+                    .index(0usize)
+                    .value(request)
+                    .op(LinuxSeccompOperator::ScmpCmpEq)
                     .build()?])
                 .build()?,
         );
@@ -149,6 +171,7 @@ mod tests {
             "clone",
             "clone3",
             "mount",
+            "ptrace",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} not filtered");
         }

@@ -334,6 +334,24 @@ impl Daemon {
             .collect()
     }
 
+    /// Loop devices backed by a file under the data dir (pods' disks), as `/dev/loopN (file)`.
+    pub fn loop_devices(&self) -> Vec<String> {
+        let dd = self.data_dir.to_string_lossy().into_owned();
+        let Ok(rd) = std::fs::read_dir("/sys/block") else {
+            return vec![];
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let backing = std::fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+                let backing = backing.trim();
+                backing
+                    .starts_with(&dd)
+                    .then(|| format!("/dev/{name} ({backing})"))
+            })
+            .collect()
+    }
+
     /// gVisor leftovers: containers runsc still knows in the daemon's runsc root, and runsc
     /// processes (sandbox, gofer) started with that root. Waits a little for processes that
     /// are exiting.
@@ -399,7 +417,8 @@ impl Daemon {
         found
     }
 
-    /// What is left of container `id` on the host: its rootfs mount, netns file, cgroups.
+    /// What is left of container `id` on the host: its rootfs mount, netns file, cgroups,
+    /// loop device.
     pub fn leftovers_of(&self, id: &str) -> Vec<String> {
         let mut left = Vec::new();
         let rootfs = self.data_dir.join("containers").join(id).join("rootfs");
@@ -417,6 +436,11 @@ impl Daemon {
         }
         for cg in Self::cgroups_of(id) {
             left.push(format!("cgroup {}", cg.display()));
+        }
+        for l in self.loop_devices() {
+            if l.contains(id) {
+                left.push(format!("loop device {l}"));
+            }
         }
         left
     }
@@ -500,6 +524,9 @@ impl Daemon {
             problems.push(format!("netns file left: {n}"));
         }
         problems.extend(self.runsc_leftovers());
+        for l in self.loop_devices() {
+            problems.push(format!("loop device left: {l}"));
+        }
         let veths = self.veths.lock().unwrap().clone();
         for v in veths {
             if sh(&format!("ip link show {v} >/dev/null 2>&1"))
@@ -566,6 +593,10 @@ impl Daemon {
         }
         for v in self.veths.lock().unwrap().iter() {
             let _ = sh(&format!("ip link del {v} 2>/dev/null"));
+        }
+        for l in self.loop_devices() {
+            let dev = l.split(' ').next().unwrap_or_default();
+            let _ = sh(&format!("losetup -d {dev} 2>/dev/null"));
         }
         if let Some(br) = self.bridge.lock().unwrap().clone() {
             let _ = sh(&format!("ip link del {br} 2>/dev/null"));
