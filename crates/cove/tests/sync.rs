@@ -274,3 +274,41 @@ fn run_sync_over_the_cap_is_one_error_and_creates_nothing() {
     assert_eq!(d.list(true).len(), before);
     assert_eq!((uploads(&d), stored_files(&d)), (0, 0));
 }
+
+#[test]
+fn run_sync_of_an_unreadable_file_is_one_error_and_sends_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    let dir = scratch_dir("cove-sync-unreadable");
+    std::fs::set_permissions(&*dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("ok.txt"), "fine\n").unwrap();
+    let locked = dir.join("locked.txt");
+    std::fs::write(&locked, "secret\n").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let image = registry().image("latest");
+    let before = d.list(true).len();
+    // root reads anything: the CLI runs as nobody, for whom the file is unreadable.
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", COVE])
+        .args([
+            "run",
+            "--sync",
+            &dir.display().to_string(),
+            "--image",
+            &image,
+        ])
+        .args(["--entrypoint", "true"])
+        .env("COVE_API_URL", format!("http://127.0.0.1:{}", d.api_port))
+        .env("COVE_TOKEN", &d.token)
+        .env_remove("COVE_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let line = failed_with(&o, &["Permission denied"]);
+    assert!(
+        line.contains(&format!("cannot sync {}", locked.display())),
+        "{line}"
+    );
+    assert_eq!(d.list(true).len(), before);
+    assert_eq!((uploads(&d), stored_files(&d)), (0, 0));
+}
