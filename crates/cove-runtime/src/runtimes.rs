@@ -2,9 +2,10 @@
 //!
 //! A container's runtime is chosen at start from [`ContainerConfig::isolation`]. The other verbs
 //! get only an id, so the runtime of each container is remembered; after a daemon restart the
-//! memory is empty and rebuilt by asking runsc (`state`) whether it knows the container (each
-//! runtime keeps its own state root, so a container is known to exactly one of them). Anything
-//! runsc does not know goes to runc, which answers "not found" for unknown ids like before.
+//! memory is rebuilt by `list` (reconcile calls it) and, for an id still unknown, by asking runsc
+//! (`state`) whether it knows the container (each runtime keeps its own state root, so a
+//! container is known to at most one of them). Anything runsc does not know goes to runc, which
+//! answers "not found" for unknown ids like before.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,7 +20,7 @@ use crate::{BoxFuture, ContainerConfig, ExecOutput, Runc, Runtime, RuntimeError,
 pub struct Runtimes {
     runc: Runc,
     gvisor: Option<Runc>,
-    /// Containers known to run under gVisor, by id (runc ones are not listed).
+    /// The runtime of each container started or listed since the daemon started, by id.
     owners: Mutex<HashMap<String, Isolation>>,
 }
 
@@ -55,15 +56,10 @@ impl Runtimes {
     }
 
     fn remember(&self, id: &str, isolation: Isolation) {
-        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-        match isolation {
-            Isolation::Gvisor => {
-                owners.insert(id.to_string(), isolation);
-            }
-            Isolation::Runc => {
-                owners.remove(id);
-            }
-        }
+        self.owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), isolation);
     }
 
     /// The driver that runs container `id`.
@@ -98,6 +94,9 @@ impl Runtimes {
 
     async fn list_inner(&self) -> Result<Vec<String>, RuntimeError> {
         let mut ids = self.runc.list().await?;
+        for id in &ids {
+            self.remember(id, Isolation::Runc);
+        }
         if let Some(gvisor) = &self.gvisor {
             for id in gvisor.list().await? {
                 self.remember(&id, Isolation::Gvisor);

@@ -221,6 +221,27 @@ fn bad_isolation_is_a_400_and_leaves_nothing() {
         "isolation \"GVISOR\" is invalid: use \"runc\" or \"gvisor\""
     );
 
+    // The OpenAPI document describes the field and its values.
+    let doc = http_get(
+        &format!("127.0.0.1:{}", d.api_port),
+        "127.0.0.1",
+        "/v1/openapi.json",
+    )
+    .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&doc.body).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["CreatePodRequest"]["properties"]["isolation"].is_object(),
+        "{}",
+        schemas["CreatePodRequest"]
+    );
+    assert_eq!(
+        schemas["Isolation"]["enum"],
+        serde_json::json!(["runc", "gvisor"]),
+        "{}",
+        schemas["Isolation"]
+    );
+
     assert!(d.list(true).is_empty(), "{:?}", d.list(true));
     assert!(d.mounts().is_empty(), "{:?}", d.mounts());
     assert!(d.netns_files().is_empty(), "{:?}", d.netns_files());

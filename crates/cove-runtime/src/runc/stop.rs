@@ -27,7 +27,8 @@ impl Runc {
         let init = async_pidfd(fd)?;
         // As pid 1 of its namespace, an init without a TERM handler never sees
         // SIGTERM (the kernel drops it): waiting out the grace period would
-        // only delay the SIGKILL.
+        // only delay the SIGKILL. (Under runsc `state.pid` is the sandbox, a Go
+        // process that handles every signal, so gVisor pods always get the grace.)
         if catches_sigterm(state.pid) {
             self.kill(id, "TERM", false).await?;
             if tokio::time::timeout(grace, init.readable()).await.is_ok() {
