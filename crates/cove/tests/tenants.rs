@@ -496,3 +496,45 @@ fn image_references_belong_to_their_workspace() {
     });
     assert!(logs.contains("secret-a"));
 }
+
+#[test]
+fn tokens_and_guards_survive_a_daemon_restart() {
+    let mut d = Daemon::start();
+    let a = create_token(&d, "alice", "team-a");
+    let gone = create_token(&d, "gone", "team-a");
+    ok(&d.cli(&["token", "revoke", "gone"]));
+    let pod = run_as(
+        &d,
+        &a,
+        &[
+            "--authorized",
+            "--keep-warm-seconds",
+            "-1",
+            "--entrypoint",
+            ECHO,
+        ],
+    );
+    let dep = deploy_as(&d, &a, "private", "authorized = true\n");
+    let st = d.terminate().expect("the daemon ran");
+    assert!(st.success(), "{st:?}");
+    d.restart();
+
+    // The pod was re-adopted and is still guarded; so is the deployment's stable URL.
+    let host = Daemon::host_for(&pod, 8000);
+    let bearer = format!("Bearer {a}");
+    assert_eq!(wait_ok(&d, &host, "/", &[("Authorization", &bearer)]), "ok");
+    let (status, _) = request(&d.gw(), "GET", &host, "/", &[], None);
+    assert_eq!(status, 401);
+    let dep_host = format!("{}-8000.localhost", dep.url_key);
+    let (status, _) = request(&d.gw(), "GET", &dep_host, "/", &[], None);
+    assert_eq!(status, 401);
+    assert_eq!(
+        wait_ok(&d, &dep_host, "/", &[("Authorization", &bearer)]),
+        "ok"
+    );
+    // Tokens were reloaded: the live one works, the revoked one does not.
+    assert_eq!(containers_as(&d, &a).len(), 2);
+    let (status, _) = api(&d, &gone, "GET", "/v1/containers", None);
+    assert_eq!(status, 401);
+    ok(&d.cli(&["deployment", "delete", "private"]));
+}
