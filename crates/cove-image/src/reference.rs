@@ -154,8 +154,13 @@ fn valid_path_component(p: &str) -> bool {
 
 fn valid_registry(r: &str) -> bool {
     let (host, port) = if let Some(rest) = r.strip_prefix('[') {
+        // After the `]` only `:<port>` may follow (found by fuzzing: `[::0]<junk>/a`).
         match rest.split_once(']') {
-            Some((h, p)) => (h, p.strip_prefix(':')),
+            Some((h, "")) => (h, None),
+            Some((h, p)) => match p.strip_prefix(':') {
+                Some(port) => (h, Some(port)),
+                None => return false,
+            },
             None => return false,
         }
     } else {

@@ -216,6 +216,8 @@ fn normalize_and_reject() {
         "busybox@sha256:123",
         "a//b",
         "a/../b",
+        "[::1]x/a",
+        "[::1]\u{f}\0/a",
     ] {
         match n(bad) {
             Err(ImageError::InvalidReference(r)) => assert_eq!(r, bad),
