@@ -68,8 +68,9 @@ impl Ignore {
 
     /// Adds the patterns of ignore-file `text` found in directory `base`.
     pub fn add(&mut self, base: &str, text: &str) {
-        for line in text.lines() {
-            let mut line = line.trim_end();
+        // Lines end at `\n`; trailing spaces, tabs and `\r` are dropped (the SDK does the same).
+        for line in text.split('\n') {
+            let mut line = line.trim_end_matches([' ', '\t', '\r']);
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }

@@ -168,8 +168,9 @@ class Ignore:
 
     def add(self, base: str, text: str) -> None:
         """Adds the patterns of ignore-file ``text`` found in directory ``base``."""
-        for line in text.splitlines():
-            line = line.rstrip()
+        # Lines end at "\n"; trailing spaces, tabs and "\r" are dropped (as the CLI does).
+        for line in text.split("\n"):
+            line = line.rstrip(" \t\r")
             if not line or line.startswith("#"):
                 continue
             negated = line.startswith("!")
