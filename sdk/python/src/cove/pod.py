@@ -135,7 +135,9 @@ class Pod:
         entrypoint: command and arguments; empty means the image's own.
         name: a name; deployments need one.
         keep_warm_seconds: seconds without connections before the pod stops; ``-1`` never.
-        authorized: require the API token to reach the pod's URLs (needs daemon support).
+        authorized: serve the pod's URLs only to requests with a token of its workspace (or
+            the admin token), as ``Authorization: Bearer <token>`` or ``?auth_token=<token>``;
+            the gateway removes the token before the pod sees the request.
         app: accepted for compatibility with Beam, unused.
         sync: upload the current directory and run the entrypoint in it (at ``/app``), as
             ``=> Syncing files``; the default is to sync when no ``image`` is given. Files
