@@ -107,11 +107,13 @@ impl TokenCache {
 
     /// Makes a token for `workspace` (default `default`); the secret is returned only here.
     pub fn create(&self, name: &str, workspace: Option<&str>) -> Result<CreatedToken, TokenError> {
-        validate_workspace(name).map_err(|_| {
-            TokenError::Invalid(format!(
-                "token name {name:?} is invalid: use 1-63 lowercase letters, digits and '-'"
-            ))
-        })?;
+        // Names and ids share `cove token revoke NAME|ID`: a name never looks like an id.
+        if validate_workspace(name).is_err() || name.starts_with("tok-") {
+            return Err(TokenError::Invalid(format!(
+                "token name {name:?} is invalid: use 1-63 lowercase letters, digits and '-', \
+                 not starting with 'tok-'"
+            )));
+        }
         let workspace = workspace.unwrap_or(DEFAULT_WORKSPACE);
         validate_workspace(workspace).map_err(TokenError::Invalid)?;
         if self.store.token_name_taken(name)? {
@@ -121,7 +123,7 @@ impl TokenCache {
         getrandom::fill(&mut raw).map_err(|e| TokenError::Random(e.to_string()))?;
         let secret = format!("cove_{}", hex::encode(raw));
         let row = TokenRow {
-            id: format!("tok-{}", &hex::encode(sha256(&secret))[..12]),
+            id: format!("tok-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             name: name.to_string(),
             workspace: workspace.to_string(),
             hash: hex::encode(sha256(&secret)),
@@ -244,6 +246,10 @@ mod tests {
         assert!(matches!(c.create("Bad", None), Err(TokenError::Invalid(_))));
         assert!(matches!(
             c.create("x", Some("")),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            c.create("tok-1", None),
             Err(TokenError::Invalid(_))
         ));
         let listed = c.list().unwrap();

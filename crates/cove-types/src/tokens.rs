@@ -62,7 +62,7 @@ pub fn validate_workspace(ws: &str) -> Result<(), String> {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    /// A unique name for the token: 1-63 of `[a-z0-9-]`.
+    /// A unique name for the token: 1-63 of `[a-z0-9-]`, not starting with `tok-` (ids do).
     pub name: String,
     /// The workspace it acts in; default `default`.
     #[serde(default)]
@@ -77,7 +77,8 @@ pub struct TokenInfo {
     pub workspace: String,
     /// Unix milliseconds.
     pub created_at: i64,
-    /// Unix milliseconds of its last use (to the minute), if it was used.
+    /// Unix milliseconds of its last use (API or gateway), if it was used. Kept in memory and
+    /// written to the database at most once a minute, so a restart may lose the last minute.
     pub last_used_at: Option<i64>,
 }
 
