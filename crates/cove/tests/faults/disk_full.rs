@@ -84,7 +84,8 @@ fn a_full_disk_fails_pulls_and_builds_cleanly_and_the_daemon_recovers() {
 
     // A pull that does not fit.
     let o = d.cli(&["image", "pull", &fat]);
-    failed_with(&o, &["no space", "space left"]);
+    let err = failed_with(&o, &["no space", "space left"]);
+    eprintln!("pull on a full disk: {err}");
     nothing_half_written(&d, &images_before);
 
     // A build whose layer does not fit (its step writes 14 MiB; the layer needs as much again).
@@ -96,7 +97,8 @@ fn a_full_disk_fails_pulls_and_builds_cleanly_and_the_daemon_recovers() {
         "--command",
         "head -c 14000000 /dev/urandom > /big",
     ]);
-    failed_with(&o, &["no space", "space left", "failed"]);
+    let err = failed_with(&o, &["no space", "space left", "failed"]);
+    eprintln!("build on a full disk: {err}");
     nothing_half_written(&d, &images_before);
 
     // Room enough again (the failures freed what they had written): work goes on.
