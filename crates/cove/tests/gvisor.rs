@@ -48,6 +48,14 @@ fn gvisor_pod_serves_execs_logs_and_stops() {
         "Hello from a Cove pod"
     );
 
+    // runsc runs it, with its state in the daemon's runsc root.
+    let listed = Command::new("runsc")
+        .arg("--root")
+        .arg(d.data_dir.join("runsc"))
+        .args(["list", "-quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&listed).trim(), web.id, "{listed:?}");
     // Its kernel is gVisor's, not the host's.
     let dmesg = ok(&d.cli(&["container", "exec", &web.id, "--", "dmesg"]));
     assert!(dmesg.contains("gVisor"), "dmesg: {dmesg}");

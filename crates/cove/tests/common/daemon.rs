@@ -360,7 +360,7 @@ impl Daemon {
         let mut left = Vec::new();
         if root.is_dir() {
             let o = sh(&format!(
-                "runsc --root {} list -q 2>/dev/null",
+                "runsc --root {} list -quiet 2>/dev/null",
                 root.display()
             ));
             left.extend(
@@ -575,7 +575,7 @@ impl Daemon {
         let runsc_root = self.data_dir.join("runsc");
         if runsc_root.is_dir() {
             let r = runsc_root.display();
-            let o = sh(&format!("runsc --root {r} list -q 2>/dev/null"));
+            let o = sh(&format!("runsc --root {r} list -quiet 2>/dev/null"));
             for id in stdout(&o).lines() {
                 let _ = sh(&format!(
                     "runsc --root {r} delete -force {id} >/dev/null 2>&1"
