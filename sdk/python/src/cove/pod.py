@@ -110,6 +110,18 @@ class PodInstance:
         path = f"/v1/containers/{quote(self.container_id)}/exec"
         return self._need().request_object("POST", path, {"cmd": list(cmd)})
 
+    def set_egress(self, block_network: bool = False, allow_list: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+        """Changes the running pod's egress without restarting it: ``block_network=True`` (no
+        outbound connections), ``allow_list=["10.0.0.0/8", ...]`` (only those CIDRs), or neither
+        (open again). Returns the container as the daemon describes it now. A bad CIDR or both
+        at once raise :class:`~cove.errors.CoveBadRequestError`; a pod that is not running
+        raises the daemon's 409 error.
+        """
+        body = {"block_network": bool(block_network), "allow_list": [str(c) for c in (allow_list or [])]}
+        path = f"/v1/containers/{quote(self.container_id)}/egress"
+        self.container = self._need().request_object("PUT", path, body)
+        return self.container
+
     def terminate(self) -> bool:
         """Stops the container (SIGTERM, then SIGKILL after the daemon's grace period).
 
@@ -151,6 +163,10 @@ class Pod:
         disk: largest size of the pod's writable layer, MiB (``1024``) or a size (``"1Gi"``);
             writes past it fail with "No space left on device". Default: the daemon's
             ``--default-disk`` (unlimited unless set).
+        block_network: no outbound connections at all (the pod is still served at its URLs).
+        allow_list: only these destinations, as CIDRs (``"10.0.0.0/8"``, ``"1.2.3.4/32"``,
+            ``"2001:db8::/32"``; at most 256). Not together with ``block_network``. Change it on
+            a running pod with :meth:`PodInstance.set_egress`.
         client: the daemon to talk to (default: from ``COVE_API_URL``/``COVE_TOKEN``).
     """
 
@@ -170,6 +186,8 @@ class Pod:
         sync: Optional[bool] = None,
         isolation: Optional[str] = None,
         disk: Optional[Memory] = None,
+        block_network: bool = False,
+        allow_list: Optional[Sequence[str]] = None,
         client: Optional[Client] = None,
     ) -> None:
         self.sync: bool = (image is None) if sync is None else bool(sync)
@@ -185,6 +203,8 @@ class Pod:
         self.authorized = authorized
         self.isolation = isolation
         self.disk = disk
+        self.block_network = block_network
+        self.allow_list: List[str] = [str(c) for c in (allow_list or [])]
         self.app = app
         self._client = client
         #: The instance the last :meth:`create` made.
@@ -234,6 +254,10 @@ class Pod:
             body["isolation"] = self.isolation
         if self.disk is not None:
             body["disk"] = self.disk
+        if self.block_network:
+            body["block_network"] = True
+        if self.allow_list:
+            body["allow_list"] = list(self.allow_list)
         return body
 
     def _resolve(self, progress: Optional[ProgressFn], log: Optional[ProgressFn]) -> str:
