@@ -151,6 +151,14 @@ impl TokenCache {
     /// Every token, by name, with its last use; never a secret.
     pub fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
         let mem = self.read().clone();
+        // Uses seen only by the gateway are written now, so they outlive a restart.
+        for e in &mem {
+            let used = e.used_at.load(Ordering::Relaxed);
+            if used > e.persisted_at.load(Ordering::Relaxed) {
+                e.persisted_at.store(used, Ordering::Relaxed);
+                self.store.set_token_used(&e.id, used)?;
+            }
+        }
         Ok(self
             .store
             .list_tokens()?
