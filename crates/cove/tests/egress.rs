@@ -394,6 +394,15 @@ fn bad_policies_are_refused_and_leave_nothing() {
     );
     assert!(restricted_set(&d).contains(c.address.as_deref().unwrap()));
 
+    let api = format!("127.0.0.1:{}", d.api_port);
+    let doc = http_get(&api, "127.0.0.1", "/v1/openapi.json")
+        .unwrap()
+        .body;
+    assert!(
+        doc.contains("/v1/containers/{id}/egress") && doc.contains("EgressRequest"),
+        "the OpenAPI document lists the egress route"
+    );
+
     let (status, body) = put_egress(&d, "pod-nope", r#"{"block_network":true}"#);
     assert_eq!(status, 404, "{body}");
     failed_with(
