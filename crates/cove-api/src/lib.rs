@@ -5,9 +5,11 @@
 
 mod auth;
 mod error;
+mod host_check;
 pub mod openapi;
 mod ownership;
 mod routes;
+mod serve;
 mod stream;
 pub mod tokens;
 mod upload;
@@ -16,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
@@ -57,6 +59,8 @@ pub fn router(state: AppState) -> Router {
                 "no such API route (see /v1/openapi.json)",
             )
         })
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(middleware::from_fn(host_check::require_valid_host))
         .layer(middleware::from_fn(trace_request))
         .with_state(state)
 }
@@ -66,15 +70,18 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves the API until `shutdown` resolves.
+/// Largest body the JSON routes read (a bigger one is a 413); uploads stream and are
+/// capped on their own.
+pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
+
+/// Serves the API until `shutdown` resolves, with the limits of [`serve`](mod@serve):
+/// header read timeout, head size cap, connection cap.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve(listener, router(state), shutdown).await
 }
 
 /// Runs a state-changing operation in its own task, so that a client

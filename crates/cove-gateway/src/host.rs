@@ -38,9 +38,17 @@ pub fn classify_host(host: &str, domain: &str) -> HostMatch {
     if host.is_empty() || host.len() > MAX_HOST_LEN || !host.is_ascii() {
         return HostMatch::Malformed;
     }
-    if host.starts_with('[') {
-        // An IPv6 literal: a valid host, just never one of ours.
-        return HostMatch::Foreign;
+    if let Some(rest) = host.strip_prefix('[') {
+        // An IPv6 literal, `[addr]` or `[addr]:port`: a valid host, just never one of ours.
+        let valid = rest.split_once(']').is_some_and(|(addr, after)| {
+            addr.parse::<std::net::Ipv6Addr>().is_ok()
+                && (after.is_empty() || after.strip_prefix(':').and_then(parse_port).is_some())
+        });
+        return if valid {
+            HostMatch::Foreign
+        } else {
+            HostMatch::Malformed
+        };
     }
     let host = host.to_ascii_lowercase();
     let name = match host.rsplit_once(':') {
@@ -210,6 +218,10 @@ mod tests {
         assert_eq!(classify_host(D, D), HostMatch::Foreign);
         assert_eq!(classify_host(&format!("x.{D}"), D), HostMatch::Malformed);
         assert_eq!(classify_host("bad host", D), HostMatch::Malformed);
+        assert_eq!(classify_host("[::1]:8080", D), HostMatch::Foreign);
+        assert_eq!(classify_host("[::1", D), HostMatch::Malformed);
+        assert_eq!(classify_host("[::1]x", D), HostMatch::Malformed);
+        assert_eq!(classify_host("[nope]", D), HostMatch::Malformed);
         assert_eq!(classify_host("", D), HostMatch::Malformed);
     }
 

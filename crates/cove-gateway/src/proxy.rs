@@ -84,6 +84,10 @@ async fn forward(
     peer: SocketAddr,
     proto: &'static str,
 ) -> Response<ProxyBody> {
+    // Two Hosts are ambiguous (RFC 9112: a 400), whichever one a pod would have acted on.
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        return text(StatusCode::BAD_REQUEST, "more than one host header");
+    }
     // HTTP/2 clients send :authority instead of Host.
     let host = match req.headers().get(header::HOST) {
         Some(v) => match v.to_str() {

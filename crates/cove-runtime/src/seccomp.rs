@@ -4,7 +4,8 @@
 //! setting, ...) fail with EPERM, as in Docker's and Podman's default
 //! profiles. Dropped capabilities already deny most of them; the filter makes
 //! that hold even if a capability check has a bug. `ptrace` may not attach to other
-//! processes (PTRACE_ATTACH, PTRACE_SEIZE); a child may still ask to be traced.
+//! processes (PTRACE_ATTACH, PTRACE_SEIZE); a child may still ask to be traced. `mknod`
+//! of block and character devices fails too (fifos and sockets are fine).
 
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
@@ -75,6 +76,9 @@ const DENIED: &[&str] = &[
     "adjtimex",
 ];
 
+const S_IFMT: u64 = 0o170_000;
+const S_IFBLK: u64 = 0o060_000;
+const S_IFCHR: u64 = 0o020_000;
 const PTRACE_ATTACH: u64 = 16;
 const PTRACE_SEIZE: u64 = 0x4206;
 
@@ -128,6 +132,25 @@ pub(crate) fn default_profile() -> Result<LinuxSeccomp, RuntimeError> {
                     .build()?])
                 .build()?,
         );
+    }
+    // Device nodes: CAP_MKNOD is dropped, but a runtime with its own kernel (gVisor)
+    // checks that itself; refuse block and character devices here for every runtime.
+    for (name, mode_arg) in [("mknod", 1usize), ("mknodat", 2)] {
+        for kind in [S_IFBLK, S_IFCHR] {
+            syscalls.push(
+                LinuxSyscallBuilder::default()
+                    .names(vec![name.to_string()])
+                    .action(LinuxSeccompAction::ScmpActErrno)
+                    .errno_ret(EPERM)
+                    .args(vec![LinuxSeccompArgBuilder::default()
+                        .index(mode_arg)
+                        .value(S_IFMT)
+                        .value_two(kind)
+                        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+                        .build()?])
+                    .build()?,
+            );
+        }
     }
     // clone3 passes its flags in memory, where a filter cannot look: make it
     // unavailable so libc falls back to clone, which is filtered above.

@@ -24,19 +24,19 @@ fn disk_exhaustion_stops_at_the_pod_limit(iso: Isolation) {
         !d.loop_devices().is_empty(),
         "the limited pod has no loop device"
     );
-    let out = a.refused(&["fill", "/tmp/fill", "512"]);
+    let out = a.refused(&["fill", "/app/fill", "512"]);
     assert!(out.contains("No space left on device"), "{out}");
     assert!(wrote_mib(&out) <= 64, "{out}");
     // The rest of the pod, the neighbour and the host carry on.
     d.wait_serving(&a.pod, 8000, "/");
     d.wait_serving(&n, 8000, "/");
     // Freeing space works again.
-    ok(&d.cli(&["container", "exec", &a.pod.id, "--", "rm", "/tmp/fill"]));
-    a.succeeds(&["write", "/tmp/after", "room again"]);
+    ok(&d.cli(&["container", "exec", &a.pod.id, "--", "rm", "/app/fill"]));
+    a.succeeds(&["write", "/app/after", "room"]);
 
     // Control: a pod without a limit writes past 64 MiB (and gets no loop device).
     let free = Attacker::start(&d, iso, &[]);
-    let out = free.succeeds(&["fill", "/tmp/fill", "100"]);
+    let out = free.succeeds(&["fill", "/app/fill", "100"]);
     assert_eq!(wrote_mib(&out), 100, "{out}");
     assert!(d
         .leftovers_of(&free.pod.id)
@@ -75,7 +75,7 @@ fn the_daemon_default_disk_applies_and_a_restart_after_kill_9_cleans_up() {
         ..Default::default()
     });
     let a = Attacker::start(&d, Isolation::Runc, &[]);
-    let out = a.refused(&["fill", "/tmp/fill", "512"]);
+    let out = a.refused(&["fill", "/app/fill", "512"]);
     assert!(wrote_mib(&out) <= 48, "{out}");
     let id = a.pod.id.clone();
     drop(a);

@@ -30,25 +30,37 @@ fn a_fork_bomb_stops_at_the_pids_limit(iso: Isolation) {
     );
     args.retain(|a| a != "8000" && a != "--ports");
     let bomb = d.run_pod_owned(&args);
+    // runc: forks fail (EAGAIN) below the limit and the bomb holds what it has. gVisor: its
+    // kernel's helper processes count against the same host limit, and the sandbox gives up
+    // and ends; either way the bomb stays inside the pod.
     let line = wait_until("the fork bomb to hit its limit", LONG, || {
         let logs = stdout(&d.cli(&["container", "logs", &bomb.id]));
-        logs.lines()
-            .find(|l| l.starts_with("forkbomb:"))
-            .map(str::to_string)
+        if let Some(l) = logs.lines().find(|l| l.starts_with("forkbomb:")) {
+            return Some(l.to_string());
+        }
+        let ended = d.inspect(&bomb.id).status != ContainerStatus::Running;
+        (iso == Isolation::Gvisor && ended).then(String::new)
     });
-    let forked: u64 = line
-        .split_whitespace()
-        .nth(2)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count in {line:?}"));
-    assert!(forked < PIDS_LIMIT, "{line}");
-    assert!(line.contains("Resource temporarily unavailable"), "{line}");
+    if !line.is_empty() {
+        let forked: u64 = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {line:?}"));
+        assert!(forked < PIDS_LIMIT, "{line}");
+        assert!(line.contains("Resource temporarily unavailable"), "{line}");
+    }
     // The host still forks, the neighbour still serves.
     assert!(Command::new("true").status().unwrap().success());
     d.wait_serving(&n, 8000, "/");
-    ok(&d.cli(&["container", "stop", &bomb.id]));
-    d.wait_status(&bomb.id, ContainerStatus::Stopped, LONG);
-    assert_eq!(d.leftovers_of(&bomb.id), Vec::<String>::new());
+    if d.inspect(&bomb.id).status == ContainerStatus::Running {
+        ok(&d.cli(&["container", "stop", &bomb.id]));
+        d.wait_status(&bomb.id, ContainerStatus::Stopped, LONG);
+    }
+    assert!(!stdout(&d.cli(&["container", "logs", &bomb.id])).contains("SUCCEEDED"));
+    wait_until("the bomb's cleanup", LONG, || {
+        d.leftovers_of(&bomb.id).is_empty().then_some(())
+    });
 }
 
 fn memory_exhaustion_is_oom_killed_inside_the_pod(iso: Isolation) {

