@@ -72,6 +72,7 @@ pub struct RunArgs {
     /// Only let the pod reach this CIDR (10.0.0.0/8, 1.2.3.4/32, 2001:db8::/32); repeat for several.
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
+    /// Registry username, if the image must be pulled from a private registry.
     #[arg(long, requires = "password", env = "COVE_REGISTRY_USERNAME")]
     pub username: Option<String>,
     /// Registry password (prefer the environment variable to keep it out of shell history).
