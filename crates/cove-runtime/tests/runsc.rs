@@ -116,6 +116,18 @@ async fn exec_runs_as_the_containers_user_and_stop_ends_it() {
         "1000\n1000 50\n/tmp\nyz\n"
     );
     assert_eq!(out.stderr, b"e\n");
+    // Like runc: a non-root exec has no effective capabilities (the spec's stay the bound).
+    let status =
+        h.rt.exec(
+            &h.cfg.id,
+            &strings(&["cat", "/proc/self/status"]),
+            &[],
+            None,
+        )
+        .await
+        .expect("exec");
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
 
     let bad =
         h.rt.exec(&h.cfg.id, &strings(&["/nonexistent"]), &[], None)

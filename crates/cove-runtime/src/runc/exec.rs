@@ -1,9 +1,16 @@
 //! `exec`: run a process in a running container with `<runtime> exec`, collecting its output.
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use oci_spec::runtime::{Capability, Process};
 use tracing::instrument;
 
 use super::{Flavor, Runc};
 use crate::{ExecOutput, RuntimeError};
+
+static PROCESS_FILES: AtomicU64 = AtomicU64::new(0);
 
 impl Runc {
     #[instrument(skip(self, env), fields(pod = %id, runtime = self.flavor.name()))]
@@ -19,20 +26,36 @@ impl Runc {
                 "exec args must not be empty".into(),
             ));
         }
+        let mut process_file = None;
         let mut cmd: Vec<String> = vec!["exec".into()];
-        for e in env {
-            cmd.extend(["--env".into(), e.clone()]);
+        match self.flavor {
+            Flavor::Runc => {
+                // runc starts from the container's own process (user, capabilities, env).
+                for e in env {
+                    cmd.extend(["--env".into(), e.clone()]);
+                }
+                if let Some(cwd) = cwd {
+                    cmd.extend(["--cwd".into(), cwd.to_string()]);
+                }
+                cmd.push(id.to_string());
+                cmd.extend(args.iter().cloned());
+            }
+            Flavor::Runsc => {
+                // runsc's flags would run the process as root; the whole process is given instead.
+                let path = self.write_process_file(id, args, env, cwd).await?;
+                cmd.extend([
+                    "--process".into(),
+                    path.display().to_string(),
+                    id.to_string(),
+                ]);
+                process_file = Some(path);
+            }
         }
-        if let Some(cwd) = cwd {
-            cmd.extend(["--cwd".into(), cwd.to_string()]);
+        let out = self.call_owned(&cmd).await;
+        if let Some(path) = process_file {
+            let _ = std::fs::remove_file(path);
         }
-        // runc runs the process as the spec's user; runsc as root unless told.
-        if self.flavor == Flavor::Runsc {
-            cmd.extend(self.spec_user_flags(id).await?);
-        }
-        cmd.push(id.to_string());
-        cmd.extend(args.iter().cloned());
-        let out = self.call_owned(&cmd).await?;
+        let out = out?;
         // The runtime exits with the process's own code; only a logged error means it failed.
         if out.error.is_some() {
             if out.not_found() {
@@ -47,31 +70,146 @@ impl Runc {
         })
     }
 
-    /// `--user uid:gid` and `--additional-gids` of the container's own process, from the
-    /// `config.json` of its bundle.
-    async fn spec_user_flags(&self, id: &str) -> Result<Vec<String>, RuntimeError> {
+    /// Writes the process to exec as an OCI `process.json` in the runtime root, built from the
+    /// container's own process (see [`exec_process`]).
+    async fn write_process_file(
+        &self,
+        id: &str,
+        args: &[String],
+        env: &[String],
+        cwd: Option<&str>,
+    ) -> Result<PathBuf, RuntimeError> {
         let Some(state) = self.state(id).await? else {
             return Err(RuntimeError::NotFound(id.to_string()));
         };
-        let path = state.bundle.join("config.json");
-        let text = std::fs::read(&path)
-            .map_err(|e| RuntimeError::io(format!("reading {}", path.display()), e))?;
-        let spec: oci_spec::runtime::Spec = serde_json::from_slice(&text).map_err(|e| {
-            RuntimeError::io(
-                format!("parsing {}", path.display()),
-                std::io::Error::other(e),
-            )
+        let spec = read_spec(&state.bundle.join("config.json"))?;
+        let process = spec.process().clone().unwrap_or_default();
+        let process = exec_process(process, args, env, cwd);
+        let n = PROCESS_FILES.fetch_add(1, Ordering::Relaxed);
+        // Not `*.state`, so runsc never takes it for a container.
+        let path = self
+            .root
+            .join(format!(".exec-{}-{n}.json", std::process::id()));
+        let json = serde_json::to_vec(&process).map_err(|e| {
+            RuntimeError::io("serializing the exec process", std::io::Error::other(e))
         })?;
-        let Some(user) = spec.process().as_ref().map(|p| p.user()) else {
-            return Ok(Vec::new());
-        };
-        let mut flags = vec![
-            "--user".to_string(),
-            format!("{}:{}", user.uid(), user.gid()),
-        ];
-        for g in user.additional_gids().iter().flatten() {
-            flags.extend(["--additional-gids".to_string(), g.to_string()]);
+        std::fs::write(&path, json)
+            .map_err(|e| RuntimeError::io(format!("writing {}", path.display()), e))?;
+        Ok(path)
+    }
+}
+
+fn read_spec(path: &Path) -> Result<oci_spec::runtime::Spec, RuntimeError> {
+    let text = std::fs::read(path)
+        .map_err(|e| RuntimeError::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        RuntimeError::io(
+            format!("parsing {}", path.display()),
+            std::io::Error::other(e),
+        )
+    })
+}
+
+/// The container's process turned into the one to exec: `args`, its env with `env` (`K=V`)
+/// added or overriding, `cwd` if given, no terminal. Same user; same capabilities for root, but
+/// none effective for another user, as after the execve(2) runc does (gVisor would otherwise
+/// hand the spec's capabilities to a non-root process).
+fn exec_process(mut p: Process, args: &[String], env: &[String], cwd: Option<&str>) -> Process {
+    let mut merged: Vec<String> = p.env().clone().unwrap_or_default();
+    for kv in env {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        merged.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+        merged.push(kv.clone());
+    }
+    p.set_env(Some(merged));
+    p.set_args(Some(args.to_vec()));
+    if let Some(cwd) = cwd {
+        p.set_cwd(cwd.into());
+    }
+    p.set_terminal(Some(false));
+    p.set_console_size(None);
+    if p.user().uid() != 0 {
+        if let Some(caps) = p.capabilities().clone() {
+            let none: HashSet<Capability> = HashSet::new();
+            let mut caps = caps;
+            caps.set_effective(Some(none.clone()))
+                .set_permitted(Some(none.clone()))
+                .set_inheritable(Some(none.clone()))
+                .set_ambient(Some(none));
+            p.set_capabilities(Some(caps));
         }
-        Ok(flags)
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxCapabilitiesBuilder, ProcessBuilder, UserBuilder};
+
+    fn process(uid: u32) -> Process {
+        let caps: HashSet<Capability> = [Capability::Chown, Capability::Kill].into();
+        ProcessBuilder::default()
+            .args(vec!["httpd".to_string()])
+            .env(vec!["PATH=/bin".to_string(), "A=1".to_string()])
+            .cwd("/www")
+            .user(UserBuilder::default().uid(uid).gid(uid).build().unwrap())
+            .capabilities(
+                LinuxCapabilitiesBuilder::default()
+                    .bounding(caps.clone())
+                    .effective(caps.clone())
+                    .permitted(caps)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn exec_process_keeps_the_user_and_merges_env() {
+        let p = exec_process(
+            process(0),
+            &["ls".into(), "/".into()],
+            &["A=2".into(), "B=3".into()],
+            Some("/tmp"),
+        );
+        assert_eq!(
+            p.args().as_deref(),
+            Some(&["ls".to_string(), "/".to_string()][..])
+        );
+        assert_eq!(
+            p.env().as_deref(),
+            Some(&["PATH=/bin".to_string(), "A=2".into(), "B=3".into()][..])
+        );
+        assert_eq!(p.cwd().to_str(), Some("/tmp"));
+        assert_eq!(p.user().uid(), 0);
+        let caps = p.capabilities().clone().unwrap();
+        assert!(caps
+            .effective()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::Chown));
+        // Without cwd, the container's.
+        assert_eq!(
+            exec_process(process(0), &["x".into()], &[], None)
+                .cwd()
+                .to_str(),
+            Some("/www")
+        );
+    }
+
+    #[test]
+    fn a_non_root_exec_has_no_effective_capabilities() {
+        let p = exec_process(process(1000), &["id".into()], &[], None);
+        let caps = p.capabilities().clone().unwrap();
+        assert!(caps.effective().as_ref().unwrap().is_empty());
+        assert!(caps.permitted().as_ref().unwrap().is_empty());
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::Kill));
+        assert_eq!(p.user().uid(), 1000);
     }
 }
