@@ -238,7 +238,7 @@ fn open_blocked_and_allow_listed_pods() {
     );
     // Still served through the gateway.
     assert_eq!(d.get(&blocked, 8000, "/").status, 200);
-    assert_eq!(d.inspect(&blocked.id).block_network, true);
+    assert!(d.inspect(&blocked.id).block_network);
 
     let target = format!("{}.2/32", out.lease.prefix);
     let listed = pod(&d, &["--allow", &target, "--allow", "192.0.2.0/24"]);
