@@ -352,9 +352,9 @@ impl Daemon {
             .collect()
     }
 
-    /// gVisor leftovers: containers runsc still knows in the daemon's runsc root, and runsc
-    /// processes (sandbox, gofer) started with that root. Waits a little for processes that
-    /// are exiting.
+    /// gVisor leftovers: containers runsc still knows in the daemon's runsc root, files left in
+    /// that root, and runsc processes (sandbox, gofer) started with it. Waits a little for
+    /// processes that are exiting.
     pub fn runsc_leftovers(&self) -> Vec<String> {
         let root = self.data_dir.join("runsc");
         let mut left = Vec::new();
@@ -368,6 +368,11 @@ impl Daemon {
                     .lines()
                     .map(|id| format!("runsc container left: {id}")),
             );
+            // Its state (`<id>_sandbox:<id>.state`, `.lock`) and the daemon's call logs.
+            if left.is_empty() {
+                let files = std::fs::read_dir(&root).into_iter().flatten().flatten();
+                left.extend(files.map(|e| format!("runsc root file left: {}", e.path().display())));
+            }
         }
         let procs = wait_until_or(Duration::from_secs(10), || {
             let p = runsc_processes(&root);
