@@ -66,6 +66,30 @@ fn bad_disk_sizes_are_one_clear_error_and_make_nothing() {
     }
     assert!(d.list(true).is_empty());
     assert!(d.loop_devices().is_empty());
+    // A create that fails after the disk was made rolls it back.
+    let o = d.cli(&[
+        "run",
+        "--image",
+        &registry().image("latest"),
+        "--disk",
+        "64Mi",
+        "--entrypoint",
+        "/no/such/program",
+    ]);
+    if o.status.success() {
+        // The runtime may report the missing program as an exit instead of a failed start.
+        let id = stdout(&o)
+            .split_whitespace()
+            .find(|w| w.starts_with("pod-"))
+            .map(str::to_string)
+            .expect("a container id");
+        wait_until("the pod to end", LONG, || {
+            (d.inspect(&id).status != ContainerStatus::Running).then_some(())
+        });
+    }
+    wait_until("no disk left", LONG, || {
+        (d.loop_devices().is_empty() && d.mounts().is_empty()).then_some(())
+    });
 }
 
 #[test]
