@@ -119,11 +119,6 @@ pub fn everything(d: &Daemon, nft_baseline: usize, what: &str) {
                 .then_some(all)
         },
     );
-    let running: BTreeSet<String> = all
-        .iter()
-        .filter(|c| c.status == ContainerStatus::Running)
-        .map(|c| c.id.clone())
-        .collect();
     for c in &all {
         if c.status == ContainerStatus::Running {
             if c.deployment_id.is_none() && !c.urls.is_empty() {
@@ -153,28 +148,18 @@ pub fn everything(d: &Daemon, nft_baseline: usize, what: &str) {
             );
         }
     }
-    // The runtime, the mounts, the network and the firewall hold exactly the running ones.
-    assert_eq!(runc_ids(d), running, "{what}: runc containers vs the store");
-    // A running container has two: its root filesystem and its network namespace's bind mount.
-    let rootfs_of = |id: &str| d.data_dir.join("containers").join(id).join("rootfs");
-    let netns_of = |id: &str| d.data_dir.join("netns").join(id);
-    for m in d.mounts() {
-        let m = Path::new(&m);
-        assert!(
-            running
-                .iter()
-                .any(|id| m == rootfs_of(id) || m == netns_of(id)),
-            "{what}: mount {} belongs to no running container",
-            m.display()
-        );
-    }
-    let netns: BTreeSet<String> = d.netns_files().into_iter().collect();
-    assert_eq!(netns, running, "{what}: netns files vs running containers");
-    assert_eq!(
-        d.veths().len(),
-        running.len(),
-        "{what}: veths on the bridge vs running containers"
-    );
+    // The runtime, the mounts and the network hold exactly the running ones. A pod may end
+    // between two looks (the exiting ones do): compare fresh looks until they agree.
+    let mut last = String::new();
+    let agreed = (0..100).any(|_| match runtime_matches_store(d) {
+        Ok(()) => true,
+        Err(e) => {
+            last = e;
+            std::thread::sleep(Duration::from_millis(300));
+            false
+        }
+    });
+    assert!(agreed, "{what}: {last}");
     assert_eq!(nft_lines(d), nft_baseline, "{what}: firewall table changed");
     // No half-written image, layer, blob or upload.
     let img_tmp = dir_names(&d.data_dir.join("images/tmp"));
@@ -189,6 +174,47 @@ pub fn everything(d: &Daemon, nft_baseline: usize, what: &str) {
         );
     }
     blobs_match_their_digests(d, what);
+}
+
+/// runc's containers, the mounts under the data dir, the netns files and the veths on the bridge
+/// are those of the containers the store calls RUNNING, no more, no less.
+fn runtime_matches_store(d: &Daemon) -> Result<(), String> {
+    let running: BTreeSet<String> = d
+        .list(false)
+        .into_iter()
+        .filter(|c| c.status == ContainerStatus::Running)
+        .map(|c| c.id)
+        .collect();
+    let runc = runc_ids(d);
+    if runc != running {
+        return Err(format!("runc has {runc:?}, the store runs {running:?}"));
+    }
+    // A running container has two mounts: its root filesystem and its netns bind mount.
+    let rootfs_of = |id: &str| d.data_dir.join("containers").join(id).join("rootfs");
+    let netns_of = |id: &str| d.data_dir.join("netns").join(id);
+    for m in d.mounts() {
+        let m = Path::new(&m);
+        if !running
+            .iter()
+            .any(|id| m == rootfs_of(id) || m == netns_of(id))
+        {
+            return Err(format!(
+                "mount {} belongs to no running container",
+                m.display()
+            ));
+        }
+    }
+    let netns: BTreeSet<String> = d.netns_files().into_iter().collect();
+    if netns != running {
+        return Err(format!("netns files {netns:?}, the store runs {running:?}"));
+    }
+    let veths = d.veths();
+    if veths.len() != running.len() {
+        return Err(format!(
+            "veths {veths:?} on the bridge, the store runs {running:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Every stored blob's sha256 is its file name: no blob is half-written.
