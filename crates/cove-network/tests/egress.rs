@@ -149,3 +149,90 @@ async fn pods_reach_outside_masqueraded_but_not_link_local_and_not_the_other_way
     drop(outside);
     t.finish().await;
 }
+
+/// Per-pod egress policies (`Network::set_egress`): blocked, allow list, open again; an allow list of everything
+/// still keeps the host and link-local out of reach; the host still reaches a blocked pod; detach removes it.
+#[tokio::test]
+async fn egress_policies_block_and_allow_but_never_widen_isolation() {
+    use cove_types::EgressPolicy;
+
+    let n = 20;
+    let t = TestNet::new(n).await;
+    let outside = Outside::new(n);
+    // A second outside address, for "allowed here but not there".
+    ip(&[
+        "-n",
+        &outside.name,
+        "addr",
+        "add",
+        &format!("10.201.{n}.5/32"),
+        "dev",
+        "out0",
+    ]);
+    ip(&[
+        "route",
+        "add",
+        &format!("10.201.{n}.5/32"),
+        "dev",
+        &outside.host_end,
+    ]);
+    assert!(matches!(
+        t.net.set_egress("nope", &EgressPolicy::Blocked).await,
+        Err(cove_network::NetworkError::NotAttached(_))
+    ));
+    let pod = t.net.attach("p").await.expect("attach");
+    let listener = in_netns(&outside.netns(), || {
+        TcpListener::bind("0.0.0.0:0").expect("bind outside")
+    });
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let a = SocketAddr::from((Ipv4Addr::new(10, 201, n, 2), port));
+    let b = SocketAddr::from((Ipv4Addr::new(10, 201, n, 5), port));
+    let reaches = |to: SocketAddr| connect_from_pod(&pod.netns_path, to).is_ok();
+    assert!(reaches(a) && reaches(b), "open: both reachable");
+
+    t.net.set_egress("p", &EgressPolicy::Blocked).await.unwrap();
+    assert!(!reaches(a) && !reaches(b), "blocked");
+    let pod_port = listen_in_pod(&pod.netns_path, 0).port();
+    connect_from_host(SocketAddr::from((pod.address, pod_port)))
+        .expect("the host (the gateway) still reaches a blocked pod");
+
+    let only_a = EgressPolicy::from_fields(false, &[format!("10.201.{n}.2/32")]).unwrap();
+    t.net.set_egress("p", &only_a).await.unwrap();
+    assert!(reaches(a), "allowed address");
+    assert!(!reaches(b), "address not on the list");
+    assert_eq!(t.net.egress_of("p").await, only_a);
+
+    let everything = EgressPolicy::from_fields(false, &["0.0.0.0/0".into()]).unwrap();
+    t.net.set_egress("p", &everything).await.unwrap();
+    assert!(reaches(a) && reaches(b));
+    let host = TcpListener::bind("0.0.0.0:0").expect("host listener");
+    let host_port = host.local_addr().expect("addr").port();
+    for to in [
+        SocketAddr::from((Ipv4Addr::new(169, 254, n, 2), port)),
+        SocketAddr::from((Ipv4Addr::new(10, 201, n, 1), host_port)),
+        SocketAddr::from((t.net.gateway(), host_port)),
+    ] {
+        assert!(!reaches(to), "an allow list of 0.0.0.0/0 reached {to}");
+    }
+
+    t.net.set_egress("p", &EgressPolicy::Open).await.unwrap();
+    assert!(reaches(a) && reaches(b), "open again");
+
+    // Detach removes a policy from the kernel.
+    t.net.set_egress("p", &EgressPolicy::Blocked).await.unwrap();
+    let set = || nft_set(t.net.firewall_table(), "egress_restricted");
+    assert!(set().contains(&pod.address.to_string()), "{}", set());
+    t.net.detach("p").await.expect("detach");
+    assert!(!set().contains(&pod.address.to_string()), "{}", set());
+    drop(outside);
+    t.finish().await;
+}
+
+fn nft_set(table: &str, set: &str) -> String {
+    let o = Command::new("nft")
+        .args(["list", "set", "inet", table, set])
+        .output()
+        .expect("nft");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
