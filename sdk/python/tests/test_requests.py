@@ -27,6 +27,12 @@ def test_pod_isolation_is_sent_only_when_given():
     assert Pod(image="x", isolation="gvisor").request_body()["isolation"] == "gvisor"
 
 
+def test_pod_disk_is_sent_only_when_given():
+    assert "disk" not in Pod(image="x").request_body()
+    assert Pod(image="x", disk="1Gi").request_body()["disk"] == "1Gi"
+    assert Pod(image="x", disk=512).request_body()["disk"] == 512
+
+
 def test_image_builder_methods_chain_and_keep_order(tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text("# comment\nrequests==2.31.0\n\nnumpy  # inline\n")
