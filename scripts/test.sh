@@ -51,6 +51,15 @@ run "cargo fmt --check" cargo fmt --all --check
 run "cargo test" cargo test --workspace --locked --no-fail-fast -- --test-threads "${COVE_TEST_THREADS:-2}"
 # The Python SDK (sdk/python): pytest in a venv under target/, against a real daemon and registry.
 run "python sdk tests" bash sdk/python/tests/run.sh
+# Fuzzing (fuzz/, its own workspace, nightly + cargo-fuzz): a short run of every target from its
+# seeds (COVE_FUZZ_SECONDS each); `bash fuzz/run.sh 600` hunts longer by hand.
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  step "fuzz"; echo "--- fuzz: skipped: no nightly toolchain (rustup toolchain install nightly)"
+elif ! cargo fuzz --version >/dev/null 2>&1 && ! cargo install cargo-fuzz --locked --quiet; then
+  step "fuzz"; echo "--- fuzz: skipped: cargo-fuzz is missing and \`cargo install cargo-fuzz\` failed"
+else
+  run "fuzz (${COVE_FUZZ_SECONDS:-5} s per target)" bash fuzz/run.sh "${COVE_FUZZ_SECONDS:-5}"
+fi
 
 step "leftovers"
 # Each test binary's registry removes its storage when the binary exits; give it a moment.
