@@ -140,6 +140,7 @@ def test_pod_without_image_is_a_clear_error(daemon):
         ({"cpu": "lots"}, "cpu", CoveBadRequestError),
         ({"memory": "lots"}, "memory", CoveBadRequestError),
         ({"ports": [8000, 8000]}, "8000", CoveBadRequestError),
+        ({"isolation": "kata"}, "isolation", CoveBadRequestError),
     ],
 )
 def test_bad_input_is_ok_false_and_creates_nothing(daemon, busybox, capsys, kwargs, needle, error_cls):
