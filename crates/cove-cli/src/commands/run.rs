@@ -290,6 +290,26 @@ mod tests {
     }
 
     #[test]
+    fn egress_flags_go_to_the_daemon_to_check() {
+        let a = parse(&[
+            "--image",
+            "b",
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "1.2.3.4/32",
+        ]);
+        let req = build_request(&a).unwrap();
+        assert_eq!(req.allow_list, ["10.0.0.0/8", "1.2.3.4/32"]);
+        assert!(!req.block_network);
+        let req = build_request(&parse(&["--image", "b", "--block-network"])).unwrap();
+        assert!(req.block_network && req.allow_list.is_empty());
+        // Both at once is the daemon's one-line 400, not a clap usage error.
+        let a = parse(&["--image", "b", "--block-network", "--allow", "1.2.3.4/32"]);
+        assert!(build_request(&a).is_ok());
+    }
+
+    #[test]
     fn env_must_be_key_value() {
         let a = parse(&[
             "--image", "b", "--env", "A=1", "--env", "B=x=y", "--env", "C=",
