@@ -1,7 +1,8 @@
 //! `cove deploy <manifest.toml | manifest.yaml | app.py:pod>`: create or update a deployment.
 //!
 //! A TOML or YAML manifest holds the fields of `cove run` (name, image, ports, cpu, memory,
-//! env, entrypoint as a list or a command line, keep_warm_seconds, workdir). For `app.py:pod`
+//! env, entrypoint as a list or a command line, keep_warm_seconds, workdir, block_network,
+//! allow_list). For `app.py:pod`
 //! the Python SDK's `python3 -m cove.deploy_spec app.py:pod` prints the Pod's request.
 
 use std::collections::BTreeMap;
@@ -49,6 +50,12 @@ struct Manifest {
     /// Only requests with a token of the deployment's workspace reach it.
     #[serde(default)]
     authorized: bool,
+    /// No outbound connections at all.
+    #[serde(default)]
+    block_network: bool,
+    /// Only these destinations (CIDRs).
+    #[serde(default)]
+    allow_list: Vec<String>,
 }
 
 /// `["httpd", "-f"]` or `"httpd -f"` (split like a shell does).
@@ -81,8 +88,8 @@ impl Manifest {
             keep_warm_seconds: self.keep_warm_seconds,
             workdir: self.workdir,
             isolation: self.isolation,
-            block_network: false,
-            allow_list: Vec::new(),
+            block_network: self.block_network,
+            allow_list: self.allow_list,
             authorized: self.authorized,
             registry_auth: None,
         })
@@ -284,6 +291,15 @@ mod tests {
         let r = load_request(&y.path(), &|_| {}).unwrap();
         assert_eq!(r.entrypoint.unwrap(), ["httpd", "-f"]);
         assert_eq!(r.ports, [8000]);
+        let e = write(
+            "egress.toml",
+            "name = \"web\"\nimage = \"busybox\"\nallow_list = [\"10.0.0.0/8\"]\n",
+        );
+        let r = load_request(&e.path(), &|_| {}).unwrap();
+        assert_eq!(
+            (r.block_network, r.allow_list),
+            (false, vec!["10.0.0.0/8".into()])
+        );
     }
 
     #[test]
