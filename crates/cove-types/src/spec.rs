@@ -215,7 +215,10 @@ mod tests {
         for bad in ["8Mi", "lots", "-1"] {
             r.disk = Some(crate::Quantity::Text(bad.into()));
             let err = validate_pod_spec(&r).unwrap_err().to_string();
-            assert!(err.starts_with(&format!("disk \"{bad}\" is invalid")), "{err}");
+            assert!(
+                err.starts_with(&format!("disk \"{bad}\" is invalid")),
+                "{err}"
+            );
         }
         // A spec stored before the field existed still loads, unlimited.
         let mut old = serde_json::to_value(validate_pod_spec(&req()).unwrap()).unwrap();

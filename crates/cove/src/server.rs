@@ -296,5 +296,6 @@ fn short_hash(s: &str) -> String {
 
 /// `--default-disk`: a size like a pod's `disk`.
 fn parse_default_disk(s: &str) -> Result<u64, String> {
-    cove_types::parse_disk_mib(&cove_types::Quantity::Text(s.to_string())).map_err(|e| e.to_string())
+    cove_types::parse_disk_mib(&cove_types::Quantity::Text(s.to_string()))
+        .map_err(|e| e.to_string())
 }
