@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cove_types::Isolation;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::{BoxFuture, ContainerConfig, ExecOutput, Runc, Runtime, RuntimeError, Started};
 
@@ -74,10 +74,16 @@ impl Runtimes {
             return self.for_isolation(isolation);
         }
         if let Some(gvisor) = &self.gvisor {
-            if gvisor.knows(id).await? {
-                debug!(container = %id, "runsc knows the container");
-                self.remember(id, Isolation::Gvisor);
-                return Ok(gvisor);
+            match gvisor.knows(id).await {
+                Ok(true) => {
+                    debug!(container = %id, "runsc knows the container");
+                    self.remember(id, Isolation::Gvisor);
+                    return Ok(gvisor);
+                }
+                Ok(false) => {}
+                // A runsc that cannot even answer must not stop runc containers from being
+                // stopped or deleted.
+                Err(e) => warn!(container = %id, error = %e, "cannot ask runsc; trying runc"),
             }
         }
         Ok(&self.runc)
@@ -98,9 +104,15 @@ impl Runtimes {
             self.remember(id, Isolation::Runc);
         }
         if let Some(gvisor) = &self.gvisor {
-            for id in gvisor.list().await? {
-                self.remember(&id, Isolation::Gvisor);
-                ids.push(id);
+            // As in `owner`: a failing runsc leaves runc's containers listed.
+            match gvisor.list().await {
+                Ok(gv) => {
+                    for id in gv {
+                        self.remember(&id, Isolation::Gvisor);
+                        ids.push(id);
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot list runsc containers"),
             }
         }
         Ok(ids)
@@ -159,5 +171,25 @@ mod tests {
         assert!(matches!(err, RuntimeError::Unavailable(_)));
         assert!(err.to_string().contains("runsc is not installed"), "{err}");
         assert_eq!(rt.name(), "runc");
+    }
+
+    #[tokio::test]
+    async fn a_broken_runsc_does_not_block_runc_containers() {
+        let base = std::env::temp_dir().join(format!("cove-rt-broken-{}", std::process::id()));
+        let runc = Runc::new(base.join("runc"), "/bin/false".into());
+        let broken = Runc::gvisor(
+            base.join("runsc"),
+            "/bin/false".into(),
+            "/bin/false".into(),
+            "ptrace",
+        );
+        let rt = Runtimes::new(runc, Some(broken));
+        // runc answers for an unknown id: deleting it is fine, stopping it is a no-op.
+        rt.delete("nope").await.expect("delete through runc");
+        rt.stop("nope", Duration::from_millis(10))
+            .await
+            .expect("stop through runc");
+        assert!(rt.list().await.expect("runc's list").is_empty());
+        let _ = std::fs::remove_dir_all(&base);
     }
 }
