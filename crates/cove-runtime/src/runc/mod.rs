@@ -1,8 +1,8 @@
 //! [`Runc`]: the [`Runtime`] implementation on top of an OCI runtime CLI of the runc family and
 //! the `cove shim` process. The same driver runs runc and gVisor's runsc: their CLIs agree on
 //! `run --detach`, `state`, `kill [--all]`, `exec`, `delete --force` and `list --format json`;
-//! what differs is in [`Flavor`] (runsc's global flags, how `exec` picks the user, and the shim's
-//! work-around for runsc's root-netns check). One file per verb: `start.rs` (bundle + shim),
+//! what differs is in [`Flavor`] (runsc's global flags, `exec` given the container's whole
+//! process as a `process.json`, and the shim's work-around for runsc's root-netns check). One file per verb: `start.rs` (bundle + shim),
 //! `stop.rs` (signals), `exec.rs`, `gvisor.rs` (runsc's flags); delete and list live here.
 
 use std::path::{Path, PathBuf};
