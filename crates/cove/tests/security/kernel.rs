@@ -30,6 +30,17 @@ fn kernel_global_calls_are_refused(iso: Isolation) {
     ] {
         a.refused(attack);
     }
+    // Under runc a process `cove container exec` starts gets the same filter. (Under gVisor it
+    // does not: runsc applies the filter to the container's init and its children only; see
+    // README "Security".)
+    if iso == Isolation::Runc {
+        for attack in [&["unshare-user"][..], &["ptrace", "1"], &["keyctl"]] {
+            let mut args = vec!["container", "exec", &a.pod.id, "--", "/app/cove-probe"];
+            args.extend_from_slice(attack);
+            let o = d.cli(&args);
+            assert_eq!(o.status.code(), Some(1), "exec {attack:?}: {o:?}");
+        }
+    }
     // busybox's own tools fail the same way.
     let o = d.cli(&[
         "container",
