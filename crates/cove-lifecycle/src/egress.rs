@@ -62,7 +62,13 @@ impl Lifecycle {
                     continue;
                 }
                 self.revert_egress(&done, &previous).await;
-                return Err(e.into());
+                return Err(match e {
+                    // It ended between the check above and now.
+                    cove_network::NetworkError::NotAttached(_) => LifecycleError::Conflict(
+                        format!("container {id} is not running: its egress cannot be changed"),
+                    ),
+                    e => e.into(),
+                });
             }
             done.push(cid);
         }

@@ -94,20 +94,15 @@ impl Network {
             .unwrap_or_default()
     }
 
-    /// Removes pod `id`'s policy (on detach). Idempotent.
+    /// Removes pod `id`'s policy (on detach). Idempotent. If `nft` fails, the policy is still forgotten: the
+    /// next change or sync rewrites the sets without it (until then its address stays restricted, which errs on
+    /// the safe side).
     pub(crate) async fn forget_egress(&self, id: &str) -> Result<(), NetworkError> {
         let mut table = self.inner.egress.lock().await;
-        let Some(previous) = table.pods.remove(id) else {
-            return Ok(());
-        };
-        if !table.synced {
+        if table.pods.remove(id).is_none() || !table.synced {
             return Ok(());
         }
-        if let Err(e) = self.write_egress(&table).await {
-            table.pods.insert(id.to_string(), previous);
-            return Err(e);
-        }
-        Ok(())
+        self.write_egress(&table).await
     }
 
     async fn write_egress(&self, table: &EgressTable) -> Result<(), NetworkError> {

@@ -308,18 +308,23 @@ impl Network {
         if let Some(Slot::Pending) = self.state().pods.get(id) {
             return Err(NetworkError::Busy(id.to_string()));
         }
-        // Its egress rules go first: its address may be given to another pod once released.
-        self.forget_egress(id).await?;
+        // Its egress rules go first: its address may be given to another pod once released. A failure there
+        // must not keep the links and files.
+        let egress = self.forget_egress(id).await;
+        if let Err(e) = &egress {
+            warn!(error = %e, "removing the egress rules failed");
+        }
         self.unwire(id).await?;
         let mut state = self.state();
         if let Some(Slot::Attached(address)) = state.pods.remove(id) {
             state.ipam.release(address);
         }
+        drop(state);
         debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
             "detached"
         );
-        Ok(())
+        egress
     }
 
     /// The pods' default gateway: the bridge's address, the first host of the subnet.
