@@ -1,64 +1,17 @@
 #!/usr/bin/env python3
-"""Cove's benchmark: pod start to first byte against bare runc and podman,
-and the daemon's memory with idle pods. Run by `bash bench/run.sh`.
+"""Cove's benchmark (issue 5's suite), run by `bash bench/run.sh`: pod create to first byte
+against bare runc and podman, a 50-pod burst, wake from zero, the gateway against direct
+(wrk, WebSocket round trips, a 1 GiB stream), density with idle pods, image pull + unpack
+against skopeo + tar, and a cached build's lookup. Writes bench/results.json, bench/report.md
+and bench/plot.svg.
 
 Every figure comes from this one run on this machine; ratios are what to
 compare (absolute times drift on a noisy 2-core machine).
 """
-import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
-import http.client
+import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COVE = os.path.join(ROOT, "target", "release", "cove")
-POLL = 0.002
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port, host=None, path="/", timeout=1.0):
-    """Status of one GET, or None if the connection failed."""
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        c.request("GET", path, headers={"Host": host} if host else {})
-        r = c.getresponse()
-        r.read()
-        c.close()
-        return r.status
-    except OSError:
-        return None
-
-
-def wait_200(port, host=None, limit=30.0):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if get(port, host) == 200:
-            return True
-        time.sleep(POLL)
-    return False
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    k = (len(xs) - 1) * p / 100
-    f = int(k)
-    return xs[f] + (xs[min(f + 1, len(xs) - 1)] - xs[f]) * (k - f)
-
-
-def summary(xs):
-    return {"n": len(xs), "p50_ms": round(pct(xs, 50), 1), "p90_ms": round(pct(xs, 90), 1),
-            "p99_ms": round(pct(xs, 99), 1), "mean_ms": round(statistics.mean(xs), 1)}
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from common import COVE, ROOT, get, pct, rss_kb, summary, wait_200, free_port
+import gateway, images, report
 
 
 class Env:
@@ -241,47 +194,6 @@ def bench_burst(env, pods):
             "first_errors": [f[1] for f in failures if isinstance(f[1], str)][:3]}
 
 
-def wrk(url, conns, seconds, host=None):
-    """Requests/s and latency percentiles (ms) from one wrk run."""
-    cmd = ["wrk", "-t", str(min(conns, 2)), "-c", str(conns), "-d", f"{seconds}s", "--latency", url]
-    if host:
-        cmd[1:1] = ["-H", f"Host: {host}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-    def ms(text):
-        m = re.match(r"([\d.]+)(us|ms|s)", text)
-        return float(m.group(1)) * unit[m.group(2)] if m else None
-
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": ms(lat.get("50", "")), "p99_ms": ms(lat.get("99", "")),
-            "non_2xx": int(errors.group(1)) if errors else 0}
-
-
-def bench_gateway(env, seconds=5):
-    """wrk through the gateway vs straight to the pod's address, at 1, 64 and 256 connections."""
-    if not shutil.which("wrk"):
-        return {"error": "wrk not installed"}
-    c = json.loads(env.cove("run", "--image", env.image, "--ports", "8000", "--keep-warm-seconds", "-1",
-                            "--format", "json", "--cpu", "1", "--entrypoint", "httpd -f -p 8000 -h /www"))
-    host = f"{c['stub_id']}-8000.localhost"
-    wait_200(env.gw_port, host)
-    out = {}
-    try:
-        for conns in (1, 64, 256):
-            direct = wrk(f"http://{c['address']}:8000/", conns, seconds)
-            via = wrk(f"http://127.0.0.1:{env.gw_port}/", conns, seconds, host=host)
-            out[str(conns)] = {"direct": direct, "gateway": via,
-                               "rps_ratio": round(via["rps"] / direct["rps"], 2) if direct["rps"] else None,
-                               "added_p50_ms": round(via["p50_ms"] - direct["p50_ms"], 2),
-                               "added_p99_ms": round(via["p99_ms"] - direct["p99_ms"], 2)}
-    finally:
-        env.cove("container", "stop", c["id"])
-    return out
-
-
 def shim_pids(data_dir):
     """The shims of the benchmark's own daemon (their command line names its data dir)."""
     out = []
@@ -297,6 +209,8 @@ def shim_pids(data_dir):
 
 
 def bench_density(env, pods):
+    """`pods` idle pods: the daemon's RSS, each pod's memory outside its own processes
+    (its shim plus its share of the daemon's growth), listing and stopping them all."""
     idle_kb = rss_kb(env.daemon.pid)
     ids = []
     for _ in range(pods):
@@ -312,17 +226,20 @@ def bench_density(env, pods):
     t0 = time.monotonic()
     env.cove("container", "stop", *ids)
     stop_s = time.monotonic() - t0
+    shim_mean_kb = sum(shims) / len(shims) if shims else 0
+    per_pod_kb = (busy_kb - idle_kb) / pods + shim_mean_kb
     return {"pods": pods, "daemon_rss_at_start_mb": round(env.rss_at_start_kb / 1024, 1),
             "daemon_rss_idle_mb": round(idle_kb / 1024, 1),
             "daemon_rss_with_pods_mb": round(busy_kb / 1024, 1),
             "shim_rss_max_mb": round(max(shims) / 1024, 2) if shims else None, "shims": len(shims),
+            "per_pod_outside_container_mb": round(per_pod_kb / 1024, 2),
             "list_ms": round(list_ms, 1), "stop_all_s": round(stop_s, 1)}
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--pods", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--pods", type=int, default=200)
     ap.add_argument("--burst", type=int, default=50)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
     a = ap.parse_args()
@@ -344,18 +261,21 @@ def main():
         pt, perr = bench_podman(env, a.runs)
         res["podman"] = summary(pt) if pt else {"error": str(perr)}
         res["burst"] = bench_burst(env, a.burst)
-        res["gateway"] = bench_gateway(env)
+        res["gateway"] = gateway.bench_gateway(env)
         res["density"] = bench_density(env, a.pods)
+        res["images"] = {"pull": images.bench_pull(env), "cached_build": images.bench_cached_build(env)}
     finally:
         env.close()
         shutil.rmtree(work, ignore_errors=True)
     c, f = res["cove_run"]["p50_ms"], res["bare_runc"]["p50_ms"]
     res["ratios"] = {"cove_vs_bare_runc_p50": round(c / f, 2),
+                     "cove_p99_vs_own_p50": round(res["cove_run"]["p99_ms"] / c, 2),
                      "wake_minus_cove_run_p50_ms": round(res["deployment_wake"]["p50_ms"] - c, 1)}
     if "p50_ms" in res["podman"]:
         res["ratios"]["cove_vs_podman_p50"] = round(c / res["podman"]["p50_ms"], 2)
     json.dump(res, open(a.out, "w"), indent=2)
-    print(json.dumps(res, indent=2))
+    report.write(res, os.path.join(ROOT, "bench"))
+    print(json.dumps(res["ratios"], indent=2))
 
 
 if __name__ == "__main__":
