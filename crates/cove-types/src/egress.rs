@@ -268,6 +268,20 @@ mod tests {
     }
 
     #[test]
+    fn specs_stored_before_egress_existed_load_open() {
+        let req = crate::CreatePodRequest {
+            image: "b".into(),
+            block_network: true,
+            ..Default::default()
+        };
+        let mut v = serde_json::to_value(crate::validate_pod_spec(&req).unwrap()).unwrap();
+        assert_eq!(v["egress"], "blocked");
+        v.as_object_mut().unwrap().remove("egress");
+        let old: crate::ValidPodSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(old.egress, EgressPolicy::Open);
+    }
+
+    #[test]
     fn policy_round_trips_through_json() {
         let p = EgressPolicy::from_fields(false, &list(&["10.0.0.0/8"])).unwrap();
         let json = serde_json::to_string(&p).unwrap();
