@@ -447,3 +447,57 @@ fn egress_rules_survive_kill_9_and_restart() {
     ok(&d.cli(&["container", "stop", &changed.id]));
     assert_eq!(restricted_set(&d), "");
 }
+
+#[test]
+fn a_deployments_next_container_keeps_its_egress() {
+    let d = Daemon::start();
+    let out = Outside::new();
+    let file = d.root.join("egress-web.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"egress-web\"\nimage = \"{}\"\nports = [8000]\nkeep_warm_seconds = -1\n\
+             block_network = true\n",
+            registry().image("latest")
+        ),
+    )
+    .unwrap();
+    let out_json = ok(&d.cli(&["deploy", &file.to_string_lossy(), "--format", "json"]));
+    let dep: cove_types::Deployment = serde_json::from_str(&out_json).unwrap();
+    let host = format!("{}-8000.localhost", dep.url_key);
+    let live = || -> Vec<Container> {
+        d.list(false)
+            .into_iter()
+            .filter(|c| c.deployment_id.as_deref() == Some(dep.id.as_str()))
+            .collect()
+    };
+    let first = wait_until("the deployment's container", LONG, || {
+        live()
+            .into_iter()
+            .find(|c| c.status == ContainerStatus::Running)
+    });
+    assert!(first.block_network, "{first:?}");
+    assert!(!fetches(&d, &first.id, &out.url(2)));
+
+    // A live change is kept for the deployment's next container.
+    let only2 = format!("{}.2/32", out.lease.prefix);
+    set_egress(&d, &first.id, &["--allow", &only2]);
+    ok(&d.cli(&["deployment", "stop", "egress-web"]));
+    d.wait_status(&first.id, ContainerStatus::Stopped, LONG);
+    ok(&d.cli(&["deployment", "start", "egress-web"]));
+    wait_until("the deployment to wake and answer", LONG, || {
+        let r = http_get(&d.gw(), &host, "/").ok()?;
+        (r.status == 200).then_some(())
+    });
+    let next = wait_until("the deployment's next container", LONG, || {
+        live()
+            .into_iter()
+            .find(|c| c.status == ContainerStatus::Running && c.id != first.id)
+    });
+    assert_eq!(next.allow_list, [only2.as_str()], "{next:?}");
+    assert!(fetches(&d, &next.id, &out.url(2)));
+    assert!(!fetches(&d, &next.id, &out.url(3)));
+    ok(&d.cli(&["deployment", "delete", "egress-web"]));
+    d.wait_status(&next.id, ContainerStatus::Stopped, LONG);
+    assert_eq!(restricted_set(&d), "");
+}
