@@ -19,9 +19,8 @@
 //! and `iptables -I FORWARD -d <subnet> -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`). `setup` logs a
 //! warning when it sees such a policy.
 
-use std::process::Stdio;
-
 use std::net::Ipv4Addr;
+use std::process::Stdio;
 
 use cove_types::EgressPolicy;
 use ipnet::Ipv4Net;
@@ -104,7 +103,8 @@ fn refresh(table: &str, bridge: &str, subnet: &Ipv4Net) -> String {
 }
 
 /// The egress sets' whole content, as one transaction: `pods` are the restricted pods (address, policy).
-/// IPv6 entries of allow lists have no element: pods have no IPv6 egress at all.
+/// IPv6 entries of allow lists have no element: pods have no IPv6 egress at all. A network inside another of
+/// the same list is left out: the kernel refuses overlapping intervals in one set (and it adds nothing).
 pub(crate) fn egress_script<'a>(
     table: &str,
     pods: impl IntoIterator<Item = (Ipv4Addr, &'a EgressPolicy)>,
@@ -116,8 +116,11 @@ pub(crate) fn egress_script<'a>(
             EgressPolicy::Open => continue,
             EgressPolicy::Blocked => {}
             EgressPolicy::AllowList(cidrs) => {
-                for c in cidrs.iter().filter(|c| c.addr().is_ipv4()) {
-                    allowed.push(format!("{address} . {c}"));
+                let v4: Vec<_> = cidrs.iter().filter(|c| c.addr().is_ipv4()).collect();
+                for c in &v4 {
+                    if !v4.iter().any(|o| o != c && o.contains(c)) {
+                        allowed.push(format!("{address} . {c}"));
+                    }
                 }
             }
         }
@@ -269,6 +272,10 @@ mod tests {
              add element inet cove_x egress_restricted { 10.9.0.3, 10.9.0.4 }\n\
              add element inet cove_x egress_allow { 10.9.0.4 . 10.0.0.0/8, 10.9.0.4 . 1.2.3.4/32 }\n"
         );
+        let nested =
+            EgressPolicy::from_fields(false, &["10.2.0.0/16".into(), "10.0.0.0/8".into()]).unwrap();
+        let s = egress_script("cove_x", [("10.9.0.5".parse().unwrap(), &nested)]);
+        assert!(s.contains("{ 10.9.0.5 . 10.0.0.0/8 }"), "{s}");
         let none = egress_script("cove_x", [("10.9.0.2".parse().unwrap(), &open)]);
         assert!(!none.contains("add element"), "{none}");
     }
@@ -280,10 +287,27 @@ mod tests {
         let table = format!("cove_unit{}", std::process::id());
         let subnet: Ipv4Net = "10.251.7.0/24".parse().unwrap();
         let blocked = EgressPolicy::Blocked;
+        // Nested networks, the broadest first: the kernel refuses overlapping intervals.
+        let nested = EgressPolicy::from_fields(
+            false,
+            &[
+                "0.0.0.0/0".into(),
+                "10.0.0.0/8".into(),
+                "10.2.0.0/16".into(),
+                "1.2.3.4".into(),
+            ],
+        )
+        .unwrap();
         install(&table, "coveunit0", &subnet).await.unwrap();
-        apply_egress(&table, [("10.251.7.9".parse().unwrap(), &blocked)])
-            .await
-            .unwrap();
+        apply_egress(
+            &table,
+            [
+                ("10.251.7.9".parse().unwrap(), &blocked),
+                ("10.251.7.10".parse().unwrap(), &nested),
+            ],
+        )
+        .await
+        .unwrap();
         install(&table, "coveunit0", &subnet).await.unwrap();
         let listed = std::process::Command::new("nft")
             .args(["list", "set", "inet", &table, RESTRICTED])

@@ -55,6 +55,13 @@ impl Cidr {
         self.prefix
     }
 
+    /// Whether every address of `other` is in this network (same family, at most as long a prefix).
+    pub fn contains(&self, other: &Cidr) -> bool {
+        self.addr.is_ipv4() == other.addr.is_ipv4()
+            && self.prefix <= other.prefix
+            && mask(other.addr, self.prefix) == self.addr
+    }
+
     /// Parses `a.b.c.d/p` or `x::y/p`; a bare address is a single host (`/32`, `/128`).
     /// Host bits must be zero.
     pub fn parse(s: &str) -> Result<Cidr, EgressError> {
@@ -218,6 +225,13 @@ mod tests {
             "2001:db8::/32"
         );
         assert_eq!(Cidr::parse("::1").unwrap().prefix(), 128);
+        let c = |s: &str| Cidr::parse(s).unwrap();
+        assert!(c("0.0.0.0/0").contains(&c("10.0.0.0/8")));
+        assert!(c("10.0.0.0/8").contains(&c("10.2.0.0/16")));
+        assert!(c("10.0.0.0/8").contains(&c("10.0.0.0/8")));
+        assert!(!c("10.2.0.0/16").contains(&c("10.0.0.0/8")));
+        assert!(!c("11.0.0.0/8").contains(&c("10.2.0.0/16")));
+        assert!(!c("::/0").contains(&c("10.0.0.0/8")));
         for bad in [
             "",
             "10.0.0.0/",
