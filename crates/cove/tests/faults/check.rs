@@ -122,7 +122,18 @@ pub fn everything(d: &Daemon, nft_baseline: usize, what: &str) {
     for c in &all {
         if c.status == ContainerStatus::Running {
             if c.deployment_id.is_none() && !c.urls.is_empty() {
-                d.wait_serving(c, 8000, "/");
+                let served = wait_until_or_none(LONG, || {
+                    http_get(&d.gw(), &Daemon::host_for(c, 8000), "/")
+                        .ok()
+                        .filter(|r| r.status == 200)
+                });
+                assert!(
+                    served.is_some(),
+                    "{what}: running {} is not served: {}\n{}",
+                    c.id,
+                    network_of(d, c),
+                    tail(&d.log(), 30)
+                );
             }
             continue;
         }
@@ -174,6 +185,33 @@ pub fn everything(d: &Daemon, nft_baseline: usize, what: &str) {
         );
     }
     blobs_match_their_digests(d, what);
+}
+
+fn wait_until_or_none<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What the host and the pod's namespace say about its network, for a failure message.
+fn network_of(d: &Daemon, c: &Container) -> String {
+    let br = d.bridge().unwrap_or_default();
+    let ns = d.data_dir.join("netns").join(&c.id);
+    let ns = ns.display();
+    sh(&format!(
+        "echo '--- bridge links'; ip -o link show master {br}; echo '--- all links'; ip -o link | grep -E 'cv|cove' ; \
+         echo '--- neigh'; ip neigh show dev {br}; echo '--- pod ns'; nsenter --net='{ns}' ip -o addr; \
+         nsenter --net='{ns}' ip -o link; nsenter --net='{ns}' netstat -tln 2>/dev/null; \
+         echo '--- address {:?}'",
+        c.address
+    ))
 }
 
 /// runc's containers, the mounts under the data dir, the netns files and the veths on the bridge
