@@ -101,6 +101,36 @@ pub(crate) async fn ensure(
 }
 
 /// Deletes link `name`; fine if it does not exist.
+/// Removes the bridge's neighbour (ARP) entry for `address`, if any. A pod that gets the address
+/// of one that just ended would otherwise be unreachable from the host until the old entry (the
+/// old veth's MAC, which nothing answers to any more) expires: up to a minute. Addresses are handed
+/// out round-robin, but a restarted daemon starts over, so reuse right after an end happens.
+pub(crate) async fn forget_neighbour(
+    handle: &Handle,
+    bridge_index: u32,
+    address: Ipv4Addr,
+) -> Result<(), NetworkError> {
+    use rtnetlink::packet_route::neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourMessage,
+    };
+    use rtnetlink::packet_route::AddressFamily;
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.ifindex = bridge_index;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+            address,
+        )));
+    match handle.neighbours().del(msg).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if netlink_errno(&e) == Some(nix::errno::Errno::ENOENT as i32) => Ok(()),
+        Err(e) => Err(NetworkError::netlink(
+            format!("forgetting the neighbour {address}"),
+            e,
+        )),
+    }
+}
+
 pub(crate) async fn delete_link(handle: &Handle, name: &str) -> Result<(), NetworkError> {
     let Some(index) = link_index(handle, name).await? else {
         return Ok(());

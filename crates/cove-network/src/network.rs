@@ -224,6 +224,8 @@ impl Network {
     /// the earlier steps, so on error nothing of this attach is left (and nothing that was not ours is touched:
     /// a leftover netns file or a veth of the same name stay as they were).
     async fn wire(&self, a: &Attachment) -> Result<(), NetworkError> {
+        // The address may have belonged to a pod that just ended: drop the host's stale ARP entry.
+        bridge::forget_neighbour(&self.inner.nl, self.inner.bridge_index, a.address).await?;
         let ns = netns::create(&a.netns_path).await?;
         let undo_netns = |e: NetworkError| {
             if let Err(cleanup) = netns::remove(&a.netns_path) {
