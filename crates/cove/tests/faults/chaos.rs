@@ -155,6 +155,8 @@ fn sigkill_at_random_points_loses_nothing() {
     d.wait_serving(&first, 8000, "/");
     let baseline = check::nft_lines(&d);
     assert!(baseline > 0, "no firewall table");
+    let cgroups = check::cgroup_parents(&first.id);
+    assert!(!cgroups.is_empty(), "no cgroup of {}", first.id);
 
     for round in 0..rounds {
         let pick = OPS[rng.below(OPS.len() as u64) as usize];
@@ -176,7 +178,7 @@ fn sigkill_at_random_points_loses_nothing() {
         }
         check::store_is_sound(&d);
         d.restart();
-        check::everything(&d, baseline, &what);
+        check::everything(&d, baseline, &cgroups, &what);
     }
     // After all that, the daemon still does its job.
     let c = d.run_httpd("-1");

@@ -1,7 +1,7 @@
 //! The invariants that must hold after any fault, once the daemon is back up.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -78,8 +78,17 @@ pub fn deployment_host(dep: &Deployment) -> String {
     format!("{}-8000.localhost", dep.url_key)
 }
 
-/// Checks everything after a restart; `nft_baseline` is [`nft_lines`] of a healthy daemon.
-pub fn everything(d: &Daemon, nft_baseline: usize, what: &str) {
+/// The daemon's cgroup parent directories (one per controller), found from a running container.
+pub fn cgroup_parents(id: &str) -> Vec<PathBuf> {
+    Daemon::cgroups_of(id)
+        .iter()
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect()
+}
+
+/// Checks everything after a restart; `nft_baseline` is [`nft_lines`] of a healthy daemon and
+/// `cgroups` its [`cgroup_parents`].
+pub fn everything(d: &Daemon, nft_baseline: usize, cgroups: &[PathBuf], what: &str) {
     // Every active deployment answers through the gateway (waking it if it sleeps).
     for dep in deployments(d) {
         if dep.status != DeploymentStatus::Active {
@@ -162,7 +171,7 @@ pub fn everything(d: &Daemon, nft_baseline: usize, what: &str) {
     // The runtime, the mounts and the network hold exactly the running ones. A pod may end
     // between two looks (the exiting ones do): compare fresh looks until they agree.
     let mut last = String::new();
-    let agreed = (0..100).any(|_| match runtime_matches_store(d) {
+    let agreed = (0..100).any(|_| match runtime_matches_store(d, cgroups) {
         Ok(()) => true,
         Err(e) => {
             last = e;
@@ -216,7 +225,7 @@ fn network_of(d: &Daemon, c: &Container) -> String {
 
 /// runc's containers, the mounts under the data dir, the netns files and the veths on the bridge
 /// are those of the containers the store calls RUNNING, no more, no less.
-fn runtime_matches_store(d: &Daemon) -> Result<(), String> {
+fn runtime_matches_store(d: &Daemon, cgroups: &[PathBuf]) -> Result<(), String> {
     let running: BTreeSet<String> = d
         .list(false)
         .into_iter()
@@ -251,6 +260,15 @@ fn runtime_matches_store(d: &Daemon) -> Result<(), String> {
         return Err(format!(
             "veths {veths:?} on the bridge, the store runs {running:?}"
         ));
+    }
+    for parent in cgroups {
+        let stray: Vec<String> = dir_names(parent)
+            .into_iter()
+            .filter(|n| parent.join(n).is_dir() && !running.contains(n))
+            .collect();
+        if !stray.is_empty() {
+            return Err(format!("cgroups {stray:?} left in {}", parent.display()));
+        }
     }
     Ok(())
 }
