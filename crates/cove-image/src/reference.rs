@@ -112,12 +112,18 @@ pub(crate) fn parse(reference: &str) -> Result<ParsedRef, ImageError> {
         (None, Some(_)) => None,
         (None, None) => Some("latest".to_string()),
     };
-    Ok(ParsedRef {
+    let parsed = ParsedRef {
         registry,
         repository,
         tag,
         digest: digest.map(str::to_string),
-    })
+    };
+    // The key must parse as well: its length counts, not just the input's (found by fuzzing:
+    // 4,090 bytes plus `docker.io/` and `:latest`).
+    if parsed.canonical().len() > 4096 {
+        return Err(bad());
+    }
+    Ok(parsed)
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`

@@ -224,4 +224,9 @@ fn normalize_and_reject() {
             other => panic!("{bad:?} gave {other:?}"),
         }
     }
+    // Short enough itself, but not its key (docker.io/library/...:latest).
+    let long = "a".repeat(4090);
+    assert!(matches!(n(&long), Err(ImageError::InvalidReference(_))));
+    let fits = "a".repeat(4096 - "docker.io/library/:latest".len());
+    assert_eq!(n(&n(&fits).unwrap()).unwrap().len(), 4096);
 }
