@@ -102,7 +102,20 @@ fn a_thousand_concurrent_gateway_connections_are_all_answered() {
         limit >= 2 * N as u64 + 100,
         "RLIMIT_NOFILE hard limit {limit} is too low"
     );
-    let c = d.run_httpd("-1");
+    // Each request holds its pod connection for a second (busybox httpd forks a CGI per
+    // request; room for 1,000 of them at once).
+    let c = d.run_pod(&[
+        "--image",
+        &registry().image("latest"),
+        "--ports",
+        "8000",
+        "--keep-warm-seconds",
+        "-1",
+        "--cpu",
+        "2",
+        "--memory",
+        "2048",
+    ]);
     d.wait_serving(&c, 8000, "/");
     let host = Daemon::host_for(&c, 8000);
     // All N connections are open before any sends its request, and all requests are sent
@@ -117,7 +130,7 @@ fn a_thousand_concurrent_gateway_connections_are_all_answered() {
     for (i, s) in conns.iter_mut().enumerate() {
         write!(
             s,
-            "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            "GET /cgi-bin/slow?1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         )
         .unwrap_or_else(|e| panic!("request {i}: {e}"));
     }
@@ -125,9 +138,12 @@ fn a_thousand_concurrent_gateway_connections_are_all_answered() {
     for (i, s) in conns.iter_mut().enumerate() {
         let mut resp = String::new();
         match s.read_to_string(&mut resp) {
-            Ok(_) if resp.starts_with("HTTP/1.1 200") && resp.contains("Hello from a Cove pod") => {
-            }
-            Ok(_) => bad.push(format!("{i}: {}", resp.lines().next().unwrap_or("(empty)"))),
+            Ok(_) if resp.starts_with("HTTP/1.1 200") && resp.contains("slept 1") => {}
+            Ok(_) => bad.push(format!(
+                "{i}: {} {}",
+                resp.lines().next().unwrap_or("(empty)"),
+                resp.lines().last().unwrap_or("")
+            )),
             Err(e) => bad.push(format!("{i}: {e}")),
         }
     }
