@@ -29,10 +29,10 @@ for t in "${targets[@]}"; do
       -max_total_time="$secs" -max_len=1048576 -rss_limit_mb=2048 -print_final_stats=1 \
       2>"target/$t.log"; then
     echo "fuzz $t: FAILED; the last lines of target/$t.log:" >&2
-    tail -n 40 "target/$t.log" >&2
+    tail -n 40 "target/$t.log" | cat -v >&2
     status=1
   else
-    grep -E '^stat::number_of_executed_units|^Done' "target/$t.log" || true
+    grep -aE '^stat::number_of_executed_units|^Done' "target/$t.log" || true
   fi
 done
 rm -rf target/scratch
