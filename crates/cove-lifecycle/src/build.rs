@@ -45,15 +45,15 @@ fn reference_for(key: &str) -> String {
 }
 
 impl Lifecycle {
-    /// Builds (or finds cached) the image `req` describes.
+    /// Builds (or finds cached) the image `req` describes. The caller has said
+    /// `Building image` ([`Lifecycle::build_image_in`]).
     #[instrument(skip_all, fields(base = %req.base_image, steps = req.steps.len()))]
-    pub async fn build_image(
+    pub(crate) async fn build_image(
         &self,
         req: &BuildRequest,
         sink: BuildSink<'_>,
     ) -> Result<ImageInfo, LifecycleError> {
         req.validate().map_err(LifecycleError::BadRequest)?;
-        sink(BuildEvent::Progress("Building image".into()));
         let progress = |m: String| sink(BuildEvent::Progress(m));
         let base = self
             .inner

@@ -57,6 +57,8 @@ impl Lifecycle {
         req: &BuildRequest,
         sink: BuildSink<'_>,
     ) -> Result<ImageInfo, LifecycleError> {
+        req.validate().map_err(LifecycleError::BadRequest)?;
+        sink(cove_types::BuildEvent::Progress("Building image".into()));
         let progress = |m: String| sink(cove_types::BuildEvent::Progress(m));
         self.claim_image(
             workspace,

@@ -111,11 +111,17 @@ mod tests {
     fn token_round_trip() {
         let s = Store::open_in_memory().unwrap();
         s.insert_token(&row("t1", "ci")).unwrap();
-        assert!(s.insert_token(&row("t2", "ci")).is_err(), "names are unique");
+        assert!(
+            s.insert_token(&row("t2", "ci")).is_err(),
+            "names are unique"
+        );
         assert!(s.token_name_taken("ci").unwrap());
         s.set_token_used("t1", 9).unwrap();
         assert_eq!(s.list_tokens().unwrap()[0].last_used_at, Some(9));
-        assert_eq!(s.delete_token("ci").unwrap().map(|r| r.id), Some("t1".into()));
+        assert_eq!(
+            s.delete_token("ci").unwrap().map(|r| r.id),
+            Some("t1".into())
+        );
         assert_eq!(s.delete_token("t1").unwrap(), None);
         assert!(s.list_tokens().unwrap().is_empty());
     }
