@@ -22,6 +22,31 @@ pub(crate) struct EgressTable {
     /// restarted daemon re-adopting its pods) the sets still hold the previous run's policies, which must not
     /// be cut down to a half-restored map.
     synced: bool,
+    /// Whether the last write to the kernel's sets failed, so they may differ from `pods` (e.g. still restrict
+    /// the address of a pod whose policy was forgotten on detach). While set, every change rewrites the sets,
+    /// even one that leaves `pods` as it was.
+    dirty: bool,
+}
+
+impl EgressTable {
+    /// Whether putting `policy` in force for pod `id` at `address` needs the kernel's sets rewritten.
+    fn needs_write(&self, id: &str, address: Ipv4Addr, policy: &EgressPolicy) -> bool {
+        let unchanged = match self.pods.get(id) {
+            None => policy.is_open(),
+            Some((a, p)) => *a == address && p == policy,
+        };
+        // Before the first sync the kernel still holds the previous run's policies: an open pod is not in them
+        // (its address was free or open then), a restricted one may be with an older policy.
+        !unchanged || self.dirty || !(self.synced || policy.is_open())
+    }
+
+    /// Records the outcome of a write of the sets from `pods`.
+    fn written<T, E>(&mut self, result: &Result<T, E>) {
+        self.dirty = result.is_err();
+        if result.is_ok() {
+            self.synced = true;
+        }
+    }
 }
 
 impl Network {
@@ -31,27 +56,24 @@ impl Network {
     pub async fn set_egress(&self, id: &str, policy: &EgressPolicy) -> Result<(), NetworkError> {
         let address = self.attached_address(id)?;
         let mut table = self.inner.egress.lock().await;
-        let previous = table.pods.get(id).cloned();
-        let unchanged = match &previous {
-            None => policy.is_open(),
-            Some((a, p)) => *a == address && p == policy,
-        };
-        if unchanged && (table.synced || policy.is_open()) {
+        if !table.needs_write(id, address, policy) {
             return Ok(());
         }
+        let previous = table.pods.get(id).cloned();
         if policy.is_open() {
             table.pods.remove(id);
         } else {
             table.pods.insert(id.to_string(), (address, policy.clone()));
         }
-        if let Err(e) = self.write_egress(&table).await {
+        let result = self.write_egress(&table).await;
+        table.written(&result);
+        if let Err(e) = result {
             match previous {
                 Some(p) => table.pods.insert(id.to_string(), p),
                 None => table.pods.remove(id),
             };
             return Err(e);
         }
-        table.synced = true;
         debug!(%address, ?policy, "egress policy in force");
         Ok(())
     }
@@ -78,8 +100,9 @@ impl Network {
     #[instrument(skip(self))]
     pub async fn sync_egress(&self) -> Result<(), NetworkError> {
         let mut table = self.inner.egress.lock().await;
-        self.write_egress(&table).await?;
-        table.synced = true;
+        let result = self.write_egress(&table).await;
+        table.written(&result);
+        result?;
         debug!(restricted = table.pods.len(), "egress sets synced");
         Ok(())
     }
@@ -94,15 +117,18 @@ impl Network {
             .unwrap_or_default()
     }
 
-    /// Removes pod `id`'s policy (on detach). Idempotent. If `nft` fails, the policy is still forgotten: the
-    /// next change or sync rewrites the sets without it (until then its address stays restricted, which errs on
-    /// the safe side).
+    /// Removes pod `id`'s policy (on detach). Idempotent. If `nft` fails, the policy is still forgotten and the
+    /// sets are marked dirty: the next change or sync rewrites them without it, even a change that asks for an
+    /// open pod (until then its address stays restricted, which errs on the safe side).
     pub(crate) async fn forget_egress(&self, id: &str) -> Result<(), NetworkError> {
         let mut table = self.inner.egress.lock().await;
-        if table.pods.remove(id).is_none() || !table.synced {
+        let removed = table.pods.remove(id).is_some();
+        if !table.synced || !(removed || table.dirty) {
             return Ok(());
         }
-        self.write_egress(&table).await
+        let result = self.write_egress(&table).await;
+        table.written(&result);
+        result
     }
 
     async fn write_egress(&self, table: &EgressTable) -> Result<(), NetworkError> {
@@ -118,5 +144,44 @@ impl Network {
             Some(Slot::Attached(address)) => Ok(*address),
             _ => Err(NetworkError::NotAttached(id.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 9, 0, last)
+    }
+
+    #[test]
+    fn unchanged_policies_are_not_rewritten_once_synced() {
+        let mut t = EgressTable::default();
+        // Before the first sync, only a restricted policy is written.
+        assert!(!t.needs_write("a", addr(2), &EgressPolicy::Open));
+        assert!(t.needs_write("a", addr(2), &EgressPolicy::Blocked));
+        t.pods.insert("a".into(), (addr(2), EgressPolicy::Blocked));
+        assert!(t.needs_write("a", addr(2), &EgressPolicy::Blocked));
+        t.written(&Ok::<(), ()>(()));
+        assert!(!t.needs_write("a", addr(2), &EgressPolicy::Blocked));
+        assert!(!t.needs_write("b", addr(3), &EgressPolicy::Open));
+        assert!(t.needs_write("a", addr(2), &EgressPolicy::Open));
+        assert!(t.needs_write("a", addr(4), &EgressPolicy::Blocked));
+    }
+
+    /// A failed write (here: removing a detached pod's policy) leaves its address restricted in the kernel; the
+    /// next pod given that address and asking for open egress must rewrite the sets, not stay blocked.
+    #[test]
+    fn after_a_failed_write_every_change_rewrites_the_sets() {
+        let mut t = EgressTable::default();
+        t.pods.insert("a".into(), (addr(2), EgressPolicy::Blocked));
+        t.written(&Ok::<(), ()>(()));
+        t.pods.remove("a");
+        t.written(&Err::<(), ()>(()));
+        assert!(t.needs_write("b", addr(2), &EgressPolicy::Open));
+        assert!(t.synced, "a failed write does not undo an earlier sync");
+        t.written(&Ok::<(), ()>(()));
+        assert!(!t.needs_write("b", addr(2), &EgressPolicy::Open));
     }
 }
