@@ -54,8 +54,27 @@ impl Lifecycle {
                                 .restore_egress(&row.id, &spec.egress)
                                 .await?
                         }
+                        // Without its attachment the pod's address is in no egress set once
+                        // `sync_egress` below rewrites them: left running, a restricted pod would
+                        // get open egress. It ends here, through the single cleanup path.
                         Err(e) => {
-                            warn!(container = %row.id, error = %e, "network lost; stopping it")
+                            warn!(container = %row.id, error = %e, "network lost; stopping it");
+                            if let Err(e) = self
+                                .inner
+                                .runtime
+                                .stop(&row.id, self.inner.cfg.stop_grace)
+                                .await
+                            {
+                                warn!(container = %row.id, error = %e, "stopping it failed");
+                            }
+                            self.finish(
+                                &row.id,
+                                Err(format!(
+                                    "its network could not be restored after a daemon restart ({e})"
+                                )),
+                            )
+                            .await;
+                            continue;
                         }
                     }
                     let idle_since = row

@@ -448,6 +448,42 @@ fn egress_rules_survive_kill_9_and_restart() {
     assert_eq!(restricted_set(&d), "");
 }
 
+/// A restricted pod whose network cannot be restored after a restart (its netns file vanished while the
+/// daemon was down) must end, not keep running with its address out of the egress sets (open egress).
+#[test]
+fn a_pod_whose_network_is_lost_in_a_restart_ends() {
+    let mut d = Daemon::start();
+    let blocked = pod(&d, &["--block-network"]);
+    let addr = blocked.address.clone().unwrap();
+    assert!(restricted_set(&d).contains(&addr));
+
+    d.kill9();
+    let netns = d.data_dir.join("netns").join(&blocked.id);
+    let o = Command::new("umount")
+        .arg("-l")
+        .arg(&netns)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "umount: {o:?}");
+    std::fs::remove_file(&netns).unwrap();
+    d.restart();
+
+    let c = d.wait_status(&blocked.id, ContainerStatus::Failed, LONG);
+    let reason = c.reason.unwrap_or_default();
+    assert!(reason.contains("network could not be restored"), "{reason}");
+    let o = Command::new("runc")
+        .arg("--root")
+        .arg(d.data_dir.join("runc"))
+        .args(["state", &blocked.id])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "runc still knows the pod: {o:?}");
+    assert_eq!(d.leftovers_of(&blocked.id), Vec::<String>::new());
+    // It was the daemon's only pod.
+    assert_eq!(d.veths(), Vec::<String>::new());
+    assert_eq!(restricted_set(&d), "");
+}
+
 #[test]
 fn a_deployments_next_container_keeps_its_egress() {
     let d = Daemon::start();
