@@ -86,7 +86,7 @@ impl Lifecycle {
             .pod_id
             .as_deref()
             .and_then(|id| self.inner.store.get_pod(id).ok().flatten());
-        let spec = pod.and_then(|p| serde_json::from_str::<ValidPodSpec>(&p.spec_json).ok());
+        let spec = pod.and_then(|p| crate::specs::pod_spec(&p).ok());
         match spec {
             Some(spec) => self.guard_deployment(row, &spec),
             None => {

@@ -1,7 +1,7 @@
 //! Reading, stopping, starting and deleting deployments, and how the API shows them.
 
 use cove_store::{now_ms, DeploymentRow, PodRow};
-use cove_types::{Deployment, DeploymentStatus, ValidPodSpec};
+use cove_types::{Deployment, DeploymentStatus};
 use tracing::{instrument, warn};
 
 use crate::{Lifecycle, LifecycleError};
@@ -107,13 +107,8 @@ impl Lifecycle {
         &self,
         row: &DeploymentRow,
     ) -> Result<Deployment, LifecycleError> {
-        let pod_id = row.pod_id.clone().unwrap_or_default();
-        let pod = self.inner.store.get_pod(&pod_id)?.ok_or_else(|| {
-            LifecycleError::Internal(format!("deployment {} has no current pod", row.name))
-        })?;
-        let spec: ValidPodSpec = serde_json::from_str(&pod.spec_json).map_err(|e| {
-            LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id))
-        })?;
+        let (pod, spec) = self.current_version(row)?;
+        let pod_id = pod.id.clone();
         // The container the URL leads to, else any live one of the current version.
         let routed = self.inner.routes.get(&row.url_key);
         let live: Option<String> = {

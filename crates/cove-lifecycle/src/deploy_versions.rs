@@ -3,9 +3,10 @@
 //! same drain-then-stop as any deploy and the history only grows.
 
 use cove_store::{DeploymentRow, PodRow};
-use cove_types::{Deployment, DeploymentVersion, ValidPodSpec};
+use cove_types::{Deployment, DeploymentVersion};
 use tracing::instrument;
 
+use crate::specs::pod_spec;
 use crate::{Lifecycle, LifecycleError};
 
 impl Lifecycle {
@@ -57,7 +58,8 @@ impl Lifecycle {
                 )))
             }
         };
-        let Some(pod) = usize::try_from(target - 1).ok().and_then(|i| pods.get(i)) else {
+        let index = target.checked_sub(1).and_then(|i| usize::try_from(i).ok());
+        let Some(pod) = index.and_then(|i| pods.get(i)) else {
             return Err(LifecycleError::BadRequest(format!(
                 "deployment {name} has no version {target}: its versions are 1 to {}",
                 pods.len()
@@ -87,10 +89,4 @@ impl Lifecycle {
             .store
             .deployment_versions(&row.id, row.pod_id.as_deref())?)
     }
-}
-
-fn pod_spec(pod: &PodRow) -> Result<ValidPodSpec, LifecycleError> {
-    serde_json::from_str(&pod.spec_json).map_err(|e| {
-        LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id))
-    })
 }

@@ -78,13 +78,7 @@ impl Lifecycle {
     }
 
     fn version_spec(&self, row: &DeploymentRow) -> Result<ValidPodSpec, LifecycleError> {
-        let pod_id = row.pod_id.as_deref().unwrap_or_default();
-        let pod = self.inner.store.get_pod(pod_id)?.ok_or_else(|| {
-            LifecycleError::Internal(format!("deployment {} has no current pod", row.name))
-        })?;
-        serde_json::from_str(&pod.spec_json).map_err(|e| {
-            LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id))
-        })
+        Ok(self.current_version(row)?.1)
     }
 
     /// Starts a new container of the deployment's current version, routed under its key.

@@ -39,9 +39,7 @@ impl Lifecycle {
             self.inner.store.get_pod(&row.pod_id)?.ok_or_else(|| {
                 LifecycleError::Internal(format!("container {id} has no pod row"))
             })?;
-        let mut spec: ValidPodSpec = serde_json::from_str(&pod.spec_json).map_err(|e| {
-            LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id))
-        })?;
+        let mut spec: ValidPodSpec = crate::specs::pod_spec(&pod)?;
         let previous = std::mem::replace(&mut spec.egress, policy.clone());
         let spec_json = serde_json::to_string(&spec)
             .map_err(|e| LifecycleError::Internal(format!("encoding spec: {e}")))?;

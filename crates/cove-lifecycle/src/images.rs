@@ -64,10 +64,7 @@ impl Lifecycle {
             else {
                 continue;
             };
-            let spec: cove_types::ValidPodSpec =
-                serde_json::from_str(&pod.spec_json).map_err(|e| {
-                    LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id))
-                })?;
+            let spec = crate::specs::pod_spec(&pod)?;
             out.push((row.name, cove_image::ImageStore::normalize(&spec.image)?));
         }
         Ok(out)

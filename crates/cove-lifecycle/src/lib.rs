@@ -34,6 +34,7 @@ mod images;
 mod keepwarm;
 mod logs;
 mod reconcile;
+mod specs;
 mod sync_files;
 mod view;
 

@@ -54,9 +54,7 @@ impl Lifecycle {
     }
 
     fn view(&self, row: ContainerRow, pod: &PodRow) -> Result<Container, LifecycleError> {
-        let spec: ValidPodSpec = serde_json::from_str(&pod.spec_json).map_err(|e| {
-            LifecycleError::Internal(format!("pod {} has an unreadable spec: {e}", pod.id))
-        })?;
+        let spec: ValidPodSpec = crate::specs::pod_spec(pod)?;
         let status = ContainerStatus::parse(&row.status)
             .ok_or_else(|| LifecycleError::Internal(format!("unknown status {}", row.status)))?;
         Ok(Container {

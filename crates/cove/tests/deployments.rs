@@ -281,6 +281,15 @@ fn versions_are_kept_and_rollback_serves_an_earlier_one_at_the_same_url() {
     );
     let (status, body) = api_post(&d, "/v1/deployments/roll/rollback", "{\"version\": \"x\"}");
     assert_eq!(status, 400, "{body}");
+    for v in [i64::MIN, 0, -1] {
+        let (status, body) = api_post(
+            &d,
+            "/v1/deployments/roll/rollback",
+            &format!("{{\"version\": {v}}}"),
+        );
+        assert_eq!(status, 400, "version {v}: {body}");
+        assert!(body.contains(&format!("no version {v}")), "{body}");
+    }
     assert_eq!(versions(&d, "roll").len(), 4);
     assert_eq!(get(&d, &v1).body.trim(), "two");
 
