@@ -4,18 +4,30 @@
 //! The lifecycle marks a key guarded ([`Access::guard`]) with the workspace it belongs to;
 //! the daemon installs the token check ([`Access::set_token_check`]), an in-memory lookup
 //! (no database round trip, no blocking). The proxy asks [`authorize`] before it routes or
-//! wakes anything, then forwards the request without the token: the `Authorization` header
-//! and the `auth_token` query parameter are removed, other parameters stay as they were.
+//! wakes anything, then forwards the request without the token: the `Authorization`
+//! header, the `auth_token` query parameter and the [`AUTH_COOKIE`] cookie are removed
+//! (other parameters and cookies stay as they were), and `auth_token` is taken out of a
+//! `Referer`. A browser that brings the token in the URL is redirected to the same URL
+//! without it and gets the token as an HttpOnly cookie instead, as notebook servers do, so
+//! neither the pod's requests nor its page's JavaScript (`location`, `document.cookie`)
+//! ever hold it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use cove_types::Scope;
 use hyper::header::{self, HeaderMap};
+use hyper::Method;
+
+use crate::headers::{cookie_values, is_navigation, remove_cookie};
 
 /// The query parameter a token may come in (browsers cannot set headers on links or
 /// WebSocket handshakes).
 pub const AUTH_PARAM: &str = "auth_token";
+
+/// The cookie a browser gets in exchange for `?auth_token=`; host-only, HttpOnly, and
+/// never forwarded to any pod.
+pub const AUTH_COOKIE: &str = "cove_auth";
 
 /// Maps a presented token to who it acts as; `None` for an unknown or revoked token.
 pub type TokenCheck = Arc<dyn Fn(&str) -> Option<Scope> + Send + Sync>;
@@ -88,23 +100,141 @@ impl Denied {
     }
 }
 
-/// Checks a request to a key guarded for `workspace`. On success, removes the token from
-/// `headers` and returns `path_and_query` without the `auth_token` parameter.
+/// What the proxy knows of a request to a guarded key, besides its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub method: &'a Method,
+    /// Path and query as the client sent them (where a redirect goes back to).
+    pub original: &'a str,
+    /// Path and query to forward to the pod.
+    pub forward: &'a str,
+    /// Where the cookie applies: `/` for the host form, `/pod/<id>/<port>` for the path form.
+    pub cookie_path: &'a str,
+    /// The request came over TLS: the cookie is `Secure`.
+    pub secure: bool,
+}
+
+/// A request that may go on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Granted {
+    /// Forward it with this path and query (the token already removed from the headers).
+    Forward(String),
+    /// A browser brought the token in the URL: answer a redirect to `location` (the same
+    /// URL without `auth_token`) that sets `set_cookie`; nothing is forwarded.
+    Redirect {
+        location: String,
+        set_cookie: String,
+    },
+}
+
+/// A refused request: why, and a `Set-Cookie` value that clears a cookie that no longer
+/// works (revoked token).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub denied: Denied,
+    pub clear_cookie: Option<String>,
+}
+
+impl From<Denied> for Refused {
+    fn from(denied: Denied) -> Self {
+        Refused {
+            denied,
+            clear_cookie: None,
+        }
+    }
+}
+
+/// Checks a request to a key guarded for `workspace`. The token may come as
+/// `Authorization: Bearer` (wins), `?auth_token=`, or the [`AUTH_COOKIE`] cookie. On
+/// success the token is gone from `headers` (see [`scrub`]) and from the path to forward.
 pub fn authorize(
     access: &Access,
     workspace: &str,
     headers: &mut HeaderMap,
-    path_and_query: &str,
-) -> Result<String, Denied> {
-    let (path, from_query) = split_auth_param(path_and_query);
-    let from_header = bearer(headers);
-    let token = from_header.or(from_query).ok_or(Denied::Missing)?;
-    match access.scope_of(&token) {
-        Some(scope) if scope.can_access(workspace) => {
-            headers.remove(header::AUTHORIZATION);
-            Ok(path)
+    ask: Ask<'_>,
+) -> Result<Granted, Refused> {
+    let valid = |t: &str| access.scope_of(t).is_some_and(|s| s.can_access(workspace));
+    let (forward, from_query) = split_auth_param(ask.forward);
+    // The token to turn into a cookie: a valid one that came in the URL.
+    let from_url = match (bearer(headers), from_query) {
+        (Some(t), _) => valid(&t).then_some(None).ok_or(Denied::Invalid)?,
+        (None, Some(t)) => valid(&t).then_some(Some(t)).ok_or(Denied::Invalid)?,
+        (None, None) => {
+            let cookies = cookie_values(headers, AUTH_COOKIE);
+            if cookies.is_empty() {
+                return Err(Denied::Missing.into());
+            }
+            if !cookies.iter().any(|t| valid(t)) {
+                return Err(Refused {
+                    denied: Denied::Invalid,
+                    clear_cookie: Some(cookie(&ask, None)),
+                });
+            }
+            None
         }
-        _ => Err(Denied::Invalid),
+    };
+    let redirect = from_url.filter(|t| cookie_safe(t) && is_navigation(ask.method, headers));
+    scrub(headers);
+    Ok(match redirect {
+        Some(token) => Granted::Redirect {
+            location: same_origin_path(split_auth_param(ask.original).0),
+            set_cookie: cookie(&ask, Some(&token)),
+        },
+        None => Granted::Forward(forward),
+    })
+}
+
+/// Removes what may carry a token from headers bound for any pod, guarded or not: the
+/// `Authorization` header, the [`AUTH_COOKIE`] cookie, and `auth_token` in a `Referer`
+/// (dropped whole if it still names `auth_token` some other way).
+pub fn scrub(headers: &mut HeaderMap) {
+    headers.remove(header::AUTHORIZATION);
+    remove_cookie(headers, AUTH_COOKIE);
+    let mentions = |v: &[u8]| {
+        v.windows(AUTH_PARAM.len())
+            .any(|w| w.eq_ignore_ascii_case(AUTH_PARAM.as_bytes()))
+    };
+    let referers: Vec<_> = headers.get_all(header::REFERER).iter().cloned().collect();
+    if !referers.iter().any(|v| mentions(v.as_bytes())) {
+        return;
+    }
+    headers.remove(header::REFERER);
+    for v in referers {
+        let Ok(s) = v.to_str() else { continue };
+        let (stripped, _) = split_auth_param(s);
+        if !mentions(stripped.as_bytes()) {
+            if let Ok(v) = stripped.parse() {
+                headers.append(header::REFERER, v);
+            }
+        }
+    }
+}
+
+/// The `Set-Cookie` value that stores `token`, or (for `None`) clears the cookie.
+/// No `Domain`: the cookie stays on the host that set it.
+fn cookie(ask: &Ask<'_>, token: Option<&str>) -> String {
+    let secure = if ask.secure { "; Secure" } else { "" };
+    let path = ask.cookie_path;
+    match token {
+        Some(t) => format!("{AUTH_COOKIE}={t}; Path={path}; HttpOnly; SameSite=Lax{secure}"),
+        None => format!("{AUTH_COOKIE}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
+    }
+}
+
+/// Whether `token` can be a cookie value as it is (RFC 6265 cookie-octets).
+fn cookie_safe(token: &str) -> bool {
+    token
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'"' | b',' | b';' | b'\\'))
+}
+
+/// A `Location` that stays on this host: `//x` or `/\x` would name another host, so they
+/// get a `/.` in front (which browsers resolve away).
+fn same_origin_path(path: String) -> String {
+    if path.starts_with("//") || path.starts_with("/\\") {
+        format!("/.{path}")
+    } else {
+        path
     }
 }
 
@@ -200,31 +330,53 @@ mod tests {
         assert_eq!(a.workspace_of("pod1"), None);
     }
 
+    const GET: &Method = &Method::GET;
+
+    /// A host-form request for `path` over plain HTTP.
+    fn ask(path: &str) -> Ask<'_> {
+        Ask {
+            method: GET,
+            original: path,
+            forward: path,
+            cookie_path: "/",
+            secure: false,
+        }
+    }
+
+    /// The path a request is forwarded with, or why not.
+    fn fwd(a: &Access, h: &mut HeaderMap, path: &str) -> Result<String, Denied> {
+        match authorize(a, "a", h, ask(path)) {
+            Ok(Granted::Forward(p)) => Ok(p),
+            Ok(other) => panic!("{path}: not forwarded: {other:?}"),
+            Err(r) => Err(r.denied),
+        }
+    }
+
     #[test]
     fn header_tokens_are_checked_and_removed() {
         let a = access();
         let mut h = headers(Some("Bearer ta"));
-        assert_eq!(authorize(&a, "a", &mut h, "/x?y=1").unwrap(), "/x?y=1");
+        assert_eq!(fwd(&a, &mut h, "/x?y=1").unwrap(), "/x?y=1");
         assert!(h.get(header::AUTHORIZATION).is_none());
         assert!(h.get("x-other").is_some());
         let mut h = headers(Some("bearer admin"));
-        assert!(authorize(&a, "a", &mut h, "/").is_ok());
+        assert!(fwd(&a, &mut h, "/").is_ok());
         let mut h = headers(Some("Bearer tb"));
-        assert_eq!(authorize(&a, "a", &mut h, "/"), Err(Denied::Invalid));
+        assert_eq!(fwd(&a, &mut h, "/"), Err(Denied::Invalid));
         assert!(h.get(header::AUTHORIZATION).is_some(), "kept on refusal");
         let mut h = headers(Some("Bearer nope"));
-        assert_eq!(authorize(&a, "a", &mut h, "/"), Err(Denied::Invalid));
+        assert_eq!(fwd(&a, &mut h, "/"), Err(Denied::Invalid));
         let mut h = headers(None);
-        assert_eq!(authorize(&a, "a", &mut h, "/"), Err(Denied::Missing));
+        assert_eq!(fwd(&a, &mut h, "/"), Err(Denied::Missing));
         let mut h = headers(Some("Basic dTpw"));
-        assert_eq!(authorize(&a, "a", &mut h, "/"), Err(Denied::Missing));
+        assert_eq!(fwd(&a, &mut h, "/"), Err(Denied::Missing));
     }
 
     #[test]
     fn query_tokens_are_checked_and_removed() {
         let a = access();
         let mut h = headers(None);
-        let ok = |p: &str| authorize(&a, "a", &mut headers(None), p);
+        let ok = |p: &str| fwd(&a, &mut headers(None), p);
         assert_eq!(ok("/x?auth_token=ta").unwrap(), "/x");
         assert_eq!(ok("/x?a=1&auth_token=ta&b=%20c").unwrap(), "/x?a=1&b=%20c");
         assert_eq!(ok("/x?auth_token=ta&a=").unwrap(), "/x?a=");
@@ -233,10 +385,132 @@ mod tests {
         assert_eq!(ok("/x?xauth_token=ta"), Err(Denied::Missing));
         // A header token wins; the query one is removed all the same.
         h.insert(header::AUTHORIZATION, "Bearer ta".parse().unwrap());
+        assert_eq!(fwd(&a, &mut h, "/?auth_token=zz&k=v").unwrap(), "/?k=v");
+    }
+
+    fn browser(accept: &'static str) -> HeaderMap {
+        let mut h = headers(None);
+        h.insert(header::ACCEPT, accept.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn browsers_trade_a_query_token_for_a_cookie() {
+        let a = access();
+        let mut h = browser("text/html,*/*;q=0.8");
+        let got = authorize(&a, "a", &mut h, ask("/x?a=1&auth_token=ta&b=2"));
         assert_eq!(
-            authorize(&a, "a", &mut h, "/?auth_token=zz&k=v").unwrap(),
-            "/?k=v"
+            got,
+            Ok(Granted::Redirect {
+                location: "/x?a=1&b=2".into(),
+                set_cookie: "cove_auth=ta; Path=/; HttpOnly; SameSite=Lax".into(),
+            })
         );
+        // The path form: the client's own URL, the cookie scoped to the pod's prefix, TLS.
+        let got = authorize(
+            &a,
+            "a",
+            &mut browser("text/html"),
+            Ask {
+                method: &Method::HEAD,
+                original: "/pod/POD1/80/p?auth_token=admin",
+                forward: "/p?auth_token=admin",
+                cookie_path: "/pod/POD1/80",
+                secure: true,
+            },
+        );
+        assert_eq!(
+            got,
+            Ok(Granted::Redirect {
+                location: "/pod/POD1/80/p".into(),
+                set_cookie: "cove_auth=admin; Path=/pod/POD1/80; HttpOnly; SameSite=Lax; Secure"
+                    .into(),
+            })
+        );
+        // Never a redirect to another host.
+        let got = authorize(
+            &a,
+            "a",
+            &mut browser("text/html"),
+            ask("//evil?auth_token=ta"),
+        );
+        assert!(matches!(got, Ok(Granted::Redirect { location, .. }) if location == "/.//evil"));
+        // API clients, POSTs, header tokens and refused tokens are not redirected.
+        assert_eq!(
+            fwd(&a, &mut browser("*/*"), "/?auth_token=ta").unwrap(),
+            "/"
+        );
+        let mut post = ask("/?auth_token=ta");
+        post.method = &Method::POST;
+        let got = authorize(&a, "a", &mut browser("text/html"), post);
+        assert_eq!(got, Ok(Granted::Forward("/".into())));
+        let mut h = browser("text/html");
+        h.insert(header::AUTHORIZATION, "Bearer ta".parse().unwrap());
+        assert_eq!(fwd(&a, &mut h, "/?auth_token=ta").unwrap(), "/");
+        assert_eq!(
+            fwd(&a, &mut browser("text/html"), "/?auth_token=tb"),
+            Err(Denied::Invalid)
+        );
+    }
+
+    #[test]
+    fn cookie_tokens_are_checked_and_removed() {
+        let a = access();
+        let mut h = headers(None);
+        h.insert(
+            header::COOKIE,
+            "app=1; cove_auth=ta; theme=dark".parse().unwrap(),
+        );
+        h.insert(
+            header::REFERER,
+            "http://p/x?auth_token=ta&k=v".parse().unwrap(),
+        );
+        assert_eq!(fwd(&a, &mut h, "/x").unwrap(), "/x");
+        assert_eq!(h.get(header::COOKIE).unwrap(), "app=1; theme=dark");
+        assert_eq!(h.get(header::REFERER).unwrap(), "http://p/x?k=v");
+        // A stale cookie next to a good one (another path) still gets through.
+        let mut h = headers(None);
+        h.insert(
+            header::COOKIE,
+            "cove_auth=old; cove_auth=admin".parse().unwrap(),
+        );
+        assert!(fwd(&a, &mut h, "/").is_ok());
+        assert!(h.get(header::COOKIE).is_none());
+        // A revoked or foreign token: 401, and the cookie is cleared on its own path.
+        let mut h = headers(None);
+        h.insert(header::COOKIE, "cove_auth=tb; app=1".parse().unwrap());
+        let got = authorize(&a, "a", &mut h, ask("/"));
+        assert_eq!(
+            got,
+            Err(Refused {
+                denied: Denied::Invalid,
+                clear_cookie: Some("cove_auth=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax".into()),
+            })
+        );
+        let mut h = headers(None);
+        h.insert(header::COOKIE, "app=1".parse().unwrap());
+        assert_eq!(fwd(&a, &mut h, "/"), Err(Denied::Missing));
+    }
+
+    #[test]
+    fn scrub_removes_every_copy_of_the_token() {
+        let mut h = headers(Some("Bearer x"));
+        h.insert(header::COOKIE, "cove_auth=x".parse().unwrap());
+        h.append(header::REFERER, "http://p/?AUTH_TOKEN=x".parse().unwrap());
+        h.append(header::REFERER, "http://p/a?b=1".parse().unwrap());
+        scrub(&mut h);
+        assert!(h.get(header::AUTHORIZATION).is_none());
+        assert!(h.get(header::COOKIE).is_none());
+        let refs: Vec<_> = h.get_all(header::REFERER).iter().collect();
+        assert_eq!(
+            refs,
+            [&"http://p/a?b=1"],
+            "the odd spelling is dropped whole"
+        );
+        let mut h = headers(None);
+        h.insert(header::REFERER, "http://p/a?b=1".parse().unwrap());
+        scrub(&mut h);
+        assert_eq!(h.get(header::REFERER).unwrap(), "http://p/a?b=1");
     }
 
     #[test]

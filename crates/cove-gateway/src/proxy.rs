@@ -38,6 +38,9 @@ struct Resolved {
     id: String,
     port: u16,
     path: String,
+    /// The URL prefix that names the pod: `/` for the host form, `/pod/<id>/<port>` (as
+    /// the client spelled it) for the path form; where the auth cookie applies.
+    base: String,
 }
 
 /// A request the gateway answers itself: status and plain-text message.
@@ -108,20 +111,39 @@ async fn forward(
 
     // An authorized pod: checked before anything is routed or woken; the token goes no further.
     if let Some(ws) = state.routes.access().workspace_of(&resolved.id) {
-        match access::authorize(
-            state.routes.access(),
-            &ws,
-            req.headers_mut(),
-            &resolved.path,
-        ) {
-            Ok(path) => resolved.path = path,
-            Err(denied) => {
-                let mut resp = text(StatusCode::UNAUTHORIZED, denied.message());
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let original = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let method = req.method().clone();
+        let ask = access::Ask {
+            method: &method,
+            original: &original,
+            forward: &resolved.path,
+            cookie_path: &resolved.base,
+            secure: proto == "https",
+        };
+        match access::authorize(state.routes.access(), &ws, req.headers_mut(), ask) {
+            Ok(access::Granted::Forward(path)) => resolved.path = path,
+            Ok(access::Granted::Redirect {
+                location,
+                set_cookie,
+            }) => return redirect(&location, &set_cookie),
+            Err(refused) => {
+                let mut resp = text(StatusCode::UNAUTHORIZED, refused.denied.message());
+                let headers = resp.headers_mut();
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                if let Some(v) = refused.clear_cookie.and_then(|c| c.parse().ok()) {
+                    headers.insert(header::SET_COOKIE, v);
+                }
                 return resp;
             }
         }
+    } else {
+        // A public pod may have been an authorized one on this URL before: whatever a
+        // browser still holds for it is not the pod's to see.
+        access::scrub(req.headers_mut());
     }
 
     let not_found = || {
@@ -189,15 +211,29 @@ fn resolve(domain: &str, host: Option<&str>, uri: &Uri) -> Result<Resolved, Reje
     let matched = host.map(|h| classify_host(h, domain));
     if let Some(HostMatch::Pod(id, port)) = matched {
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        return Ok(Resolved { id, port, path });
+        let base = "/".to_string();
+        return Ok(Resolved {
+            id,
+            port,
+            path,
+            base,
+        });
     }
     match parse_pod_path(uri.path(), uri.query()) {
         Some(Ok(p)) => {
+            // `/pod/<id>/<port>` exactly as requested: cookie paths are case-sensitive.
+            let base = uri
+                .path()
+                .splitn(5, '/')
+                .take(4)
+                .collect::<Vec<_>>()
+                .join("/");
             return Ok(Resolved {
                 id: p.id,
                 port: p.port,
                 path: p.rest,
-            })
+                base,
+            });
         }
         Some(Err(())) => {
             return Err(Reject::new(
@@ -249,6 +285,24 @@ fn rewrite(
         set_forwarded(&mut parts.headers, peer.ip(), proto, host);
     }
     Ok(Request::from_parts(parts, body))
+}
+
+/// The answer to a browser that brought its token in the URL: back to the same URL
+/// without it, the token now in an HttpOnly cookie. Never cached.
+fn redirect(location: &str, set_cookie: &str) -> Response<ProxyBody> {
+    // Both come from a valid request line and a cookie-safe token, so they parse.
+    let (Ok(loc), Ok(cookie)) = (location.parse(), set_cookie.parse()) else {
+        return text(StatusCode::BAD_REQUEST, "malformed request path");
+    };
+    let mut resp = text(
+        StatusCode::FOUND,
+        "the token is now a cookie; continue without it in the URL",
+    );
+    let headers = resp.headers_mut();
+    headers.insert(header::LOCATION, loc);
+    headers.insert(header::SET_COOKIE, cookie);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// A plain-text response; used for every error the gateway itself produces.

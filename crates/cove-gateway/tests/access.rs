@@ -1,5 +1,6 @@
 //! Authorized pods through the gateway: WebSocket handshakes need a token of the pod's
-//! workspace, and the upstream never sees it (no `Authorization`, no `auth_token`).
+//! workspace (header, query or the gateway's cookie), and the upstream never sees it (no
+//! `Authorization`, no `auth_token`, no `cove_auth` cookie).
 // tungstenite's handshake callback must return its (large) `ErrorResponse` as the error.
 #![allow(clippy::result_large_err)]
 
@@ -16,8 +17,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
-/// What the upstream saw of each handshake: its path and query, and any Authorization.
-type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+/// What the upstream saw of each handshake: its path and query, any Authorization, any Cookie.
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>;
 
 /// A WebSocket echo "pod" that records each handshake.
 async fn start_recording_echo(seen: Seen) -> u16 {
@@ -28,11 +29,15 @@ async fn start_recording_echo(seen: Seen) -> u16 {
             let seen = seen.clone();
             tokio::spawn(async move {
                 let record = |req: &Request, resp: Response| {
-                    let auth = req
-                        .headers()
-                        .get("authorization")
-                        .map(|v| v.to_str().unwrap_or("?").to_string());
-                    seen.lock().unwrap().push((req.uri().to_string(), auth));
+                    let header = |name: &str| {
+                        req.headers()
+                            .get(name)
+                            .map(|v| v.to_str().unwrap_or("?").to_string())
+                    };
+                    let (auth, cookie) = (header("authorization"), header("cookie"));
+                    seen.lock()
+                        .unwrap()
+                        .push((req.uri().to_string(), auth, cookie));
                     Ok(resp)
                 };
                 let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, record).await else {
@@ -56,8 +61,13 @@ async fn handshake(
 ) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, tokio_tungstenite::tungstenite::Error> {
     let mut req = url.into_client_request().expect("request");
     if let Some(a) = auth {
+        // `Cookie: ...` given whole, anything else is an Authorization value.
+        let (name, value) = match a.strip_prefix("Cookie: ") {
+            Some(c) => ("cookie", c),
+            None => ("authorization", a),
+        };
         req.headers_mut()
-            .insert("authorization", a.parse().expect("header"));
+            .insert(name, value.parse().expect("header"));
     }
     let stream = TcpStream::connect(gw).await.expect("connect gateway");
     tokio_tungstenite::client_async(req, stream)
@@ -86,6 +96,8 @@ async fn authorized_websockets_need_a_token_and_the_pod_never_sees_it() {
         ("/ws", Some("Bearer other")),
         ("/ws?auth_token=other", None),
         ("/ws?auth_token=", Some("Bearer nope")),
+        ("/ws", Some("Cookie: cove_auth=other; app=1")),
+        ("/ws", Some("Cookie: app=1")),
     ] {
         match handshake(gw.addr, format!("{base}{path}"), auth).await {
             Err(Error::Http(resp)) => assert_eq!(resp.status(), 401, "{path} {auth:?}"),
@@ -104,11 +116,25 @@ async fn authorized_websockets_need_a_token_and_the_pod_never_sees_it() {
     handshake(gw.addr, via_path, Some("Bearer good"))
         .await
         .expect("handshake with a header token, path form");
+    // Browsers send the gateway's cookie on same-origin WebSockets; the pod's own cookies pass.
+    let url = format!("{base}/c");
+    handshake(
+        gw.addr,
+        url,
+        Some("Cookie: app=1; cove_auth=good; theme=dark"),
+    )
+    .await
+    .expect("handshake with the cookie");
 
     let seen = seen.lock().unwrap().clone();
+    let cookie = Some("app=1; theme=dark".to_string());
     assert_eq!(
         seen,
-        [("/ws?a=1&b=2".to_string(), None), ("/p".to_string(), None)]
+        [
+            ("/ws?a=1&b=2".to_string(), None, None),
+            ("/p".to_string(), None, None),
+            ("/c".to_string(), None, cookie),
+        ]
     );
     drop(ws);
     gw.shutdown().await;

@@ -538,3 +538,112 @@ fn tokens_and_guards_survive_a_daemon_restart() {
     assert_eq!(status, 401);
     ok(&d.cli(&["deployment", "delete", "private"]));
 }
+
+/// One GET through the gateway; returns the status, the response head (lowercased) and body.
+fn get_head(d: &Daemon, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let mut s = TcpStream::connect(d.gw()).unwrap();
+    s.set_read_timeout(Some(LONG)).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    s.write_all(format!("{req}\r\n").as_bytes()).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
+}
+
+#[test]
+fn browsers_trade_the_url_token_for_a_cookie_the_pod_never_sees() {
+    let d = Daemon::start();
+    let a = create_token(&d, "alice", "team-a");
+    let pod = run_as(&d, &a, &["--authorized", "--entrypoint", ECHO]);
+    let host = Daemon::host_for(&pod, 8000);
+    wait_ok(
+        &d,
+        &host,
+        "/up",
+        &[("Authorization", &format!("Bearer {a}"))],
+    );
+    let html = ("Accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+    let navigate = ("Sec-Fetch-Mode", "navigate");
+
+    // A browser opening a link with the token: back to the same URL without it, with a cookie.
+    let (status, head, _) = get_head(&d, &host, &format!("/b?x=1&auth_token={a}&y=2"), &[html]);
+    assert_eq!(status, 302, "{head}");
+    assert!(head.contains("\r\nlocation: /b?x=1&y=2\r\n"), "{head}");
+    let set_cookie = format!("\r\nset-cookie: cove_auth={a}; path=/; httponly; samesite=lax\r\n");
+    assert!(head.contains(&set_cookie), "{head}");
+    // The path form scopes the cookie to the pod's prefix, as the client spelled it.
+    let upper = pod.stub_id.to_uppercase();
+    let p = format!("/pod/{upper}/8000/pp?auth_token={a}");
+    let (status, head, _) = get_head(&d, "127.0.0.1", &p, &[navigate]);
+    assert_eq!(status, 302, "{head}");
+    let loc = format!("\r\nlocation: /pod/{}/8000/pp\r\n", pod.stub_id);
+    assert!(head.contains(&loc), "{head}");
+    assert!(
+        head.contains(&format!("path=/pod/{}/8000;", pod.stub_id)),
+        "{head}"
+    );
+    assert!(!head.contains("domain="), "{head}");
+
+    // Following it: the cookie is the token; the pod's own cookies still arrive, and the
+    // Referer (the URL the browser came from) loses the token.
+    let cookie = format!("pod_session=keep; cove_auth={a}; theme=dark");
+    let referer = format!("http://{host}/b?x=1&auth_token={a}&y=2");
+    let browsing = [html, ("Cookie", &cookie), ("Referer", &referer)];
+    let (status, _, body) = get_head(&d, &host, "/b?x=1&y=2", &browsing);
+    assert_eq!((status, body.as_str()), (200, "ok"));
+
+    // API clients keep sending the token in the URL without a redirect.
+    let (status, _, body) = get_head(
+        &d,
+        &host,
+        &format!("/c?auth_token={a}"),
+        &[("Accept", "*/*")],
+    );
+    assert_eq!((status, body.as_str()), (200, "ok"));
+
+    // No cookie, or a made-up one: 401, and the bad cookie is cleared.
+    let (status, head, _) = get_head(&d, &host, "/", &[html, ("Cookie", "pod_session=keep")]);
+    assert_eq!(status, 401, "{head}");
+    let (status, head, _) = get_head(&d, &host, "/", &[html, ("Cookie", "cove_auth=cove_nope")]);
+    assert_eq!(status, 401, "{head}");
+    assert!(
+        head.contains("set-cookie: cove_auth=; path=/; max-age=0"),
+        "{head}"
+    );
+
+    // What reached the pod: never the token, in no header and no URL.
+    let log = wait_until("the pod to log the requests", LONG, || {
+        let log = ok(&cli_as(&d, &a, &["container", "logs", &pod.id]));
+        log.contains("GET /c ").then_some(log)
+    });
+    assert!(log.contains("GET /b?x=1&y=2 HTTP/1.1"), "{log}");
+    assert!(log.contains("pod_session=keep; theme=dark"), "{log}");
+    assert!(
+        log.contains(&format!("http://{host}/b?x=1&y=2")),
+        "the referer: {log}"
+    );
+    assert!(
+        !log.contains("GET /pp") && !log.contains("GET / "),
+        "redirects and refusals: {log}"
+    );
+    let lower = log.to_lowercase();
+    assert!(
+        !lower.contains("auth_token") && !lower.contains("cove_auth"),
+        "{log}"
+    );
+    assert!(!log.contains(&a[5..]), "the pod saw the secret: {log}");
+
+    // Revoked: the cookie stops working at once.
+    ok(&d.cli(&["token", "revoke", "alice"]));
+    let (status, _, _) = get_head(&d, &host, "/", &[html, ("Cookie", &cookie)]);
+    assert_eq!(status, 401);
+}
