@@ -36,7 +36,13 @@ pub struct AppState {
     /// The admin token and the workspace tokens.
     pub tokens: tokens::TokenCache,
     pub info: Arc<DaemonInfo>,
+    /// Largest upload (image archive, build context, sync files) saved to disk; a bigger
+    /// one is a 413.
+    pub max_upload_bytes: u64,
 }
+
+/// The default of `--max-upload-bytes`: 8 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 8 << 30;
 
 /// The whole API as a router.
 pub fn router(state: AppState) -> Router {
@@ -70,8 +76,8 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Largest body the JSON routes read (a bigger one is a 413); uploads stream and are
-/// capped on their own.
+/// Largest body the JSON routes read (a bigger one is a 413); uploads stream to disk
+/// and are capped by [`AppState::max_upload_bytes`].
 pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
 
 /// Serves the API until `shutdown` resolves, with the limits of [`serve`](mod@serve):

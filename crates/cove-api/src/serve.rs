@@ -10,7 +10,8 @@
 //!   of memory or descriptors.
 //!
 //! Bodies are capped per route by axum's body limit (JSON routes: [`crate::MAX_JSON_BODY`],
-//! answered `413`); uploads stream to disk and set their own limits.
+//! answered `413`); uploads stream to disk, capped by `--max-upload-bytes`
+//! ([`crate::AppState::max_upload_bytes`], also answered `413`).
 
 use std::future::Future;
 use std::sync::Arc;

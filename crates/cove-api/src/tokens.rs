@@ -105,7 +105,8 @@ impl TokenCache {
         Some((Scope::Workspace(e.workspace.clone()), Some(e)))
     }
 
-    /// Makes a token for `workspace` (default `default`); the secret is returned only here.
+    /// Makes a token for `workspace`, which must be given (`default` holds the admin's
+    /// own things, so it is never chosen by omission); the secret is returned only here.
     pub fn create(&self, name: &str, workspace: Option<&str>) -> Result<CreatedToken, TokenError> {
         // Names and ids share `cove token revoke NAME|ID`: a name never looks like an id.
         if validate_workspace(name).is_err() || name.starts_with("tok-") {
@@ -114,7 +115,12 @@ impl TokenCache {
                  not starting with 'tok-'"
             )));
         }
-        let workspace = workspace.unwrap_or(DEFAULT_WORKSPACE);
+        let workspace = workspace.ok_or_else(|| {
+            TokenError::Invalid(format!(
+                "missing field `workspace`: name the workspace the token acts in \
+                 ({DEFAULT_WORKSPACE:?} holds the admin's own pods and deployments)"
+            ))
+        })?;
         validate_workspace(workspace).map_err(TokenError::Invalid)?;
         if self.store.token_name_taken(name)? {
             return Err(TokenError::Taken(name.to_string()));
@@ -250,7 +256,15 @@ mod tests {
         assert!(t.secret.starts_with("cove_") && t.secret.len() == 5 + 64);
         assert_eq!(c.scope(&t.secret), Some(Scope::Workspace("team-a".into())));
         assert_eq!(c.scope("nope"), None);
-        assert!(matches!(c.create("ci", None), Err(TokenError::Taken(_))));
+        assert!(matches!(
+            c.create("ci", Some("w")),
+            Err(TokenError::Taken(_))
+        ));
+        // No workspace is never `default` by omission.
+        match c.create("y", None) {
+            Err(TokenError::Invalid(m)) => assert!(m.contains("`workspace`"), "{m}"),
+            other => panic!("a token without a workspace: {other:?}"),
+        }
         assert!(matches!(c.create("Bad", None), Err(TokenError::Invalid(_))));
         assert!(matches!(
             c.create("x", Some("")),

@@ -21,7 +21,8 @@ impl Drop for Upload {
     }
 }
 
-/// Streams `body` into a new file named after `prefix`.
+/// Streams `body` into a new file named after `prefix`. A body over the daemon's
+/// `--max-upload-bytes` is a 413 and leaves no file.
 pub async fn save(state: &AppState, body: Body, prefix: &str) -> Result<Upload, ApiError> {
     let internal = |what: &str, e: std::io::Error| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
@@ -36,9 +37,22 @@ pub async fn save(state: &AppState, body: Body, prefix: &str) -> Result<Upload, 
     let mut file = tokio::fs::File::create(&upload.path)
         .await
         .map_err(|e| internal("creating upload file", e))?;
+    let max = state.max_upload_bytes;
+    let mut written: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading upload: {e}")))?;
+        written = written.saturating_add(chunk.len() as u64);
+        if written > max {
+            drop(file);
+            drop(upload);
+            // Read (and drop) the rest, so the client gets the answer rather than a reset.
+            while let Some(Ok(_)) = stream.next().await {}
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("upload is over the daemon's limit of {max} bytes (--max-upload-bytes)"),
+            ));
+        }
         file.write_all(&chunk)
             .await
             .map_err(|e| internal("writing upload", e))?;

@@ -37,39 +37,101 @@ impl Drop for TempDir {
     }
 }
 
+/// The images of an archive, their blobs stored, nothing named yet: the caller sees
+/// [`names`](Self::names) and decides before [`ImageStore::install_import`] names them.
+pub struct PreparedImport(Vec<Prepared>);
+
+impl PreparedImport {
+    /// `(reference, manifest digest)` of every name the import would set.
+    pub fn names(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .flat_map(|p| {
+                p.names
+                    .iter()
+                    .map(|n| (n.clone(), p.manifest_digest.clone()))
+            })
+            .collect()
+    }
+}
+
 impl ImageStore {
     /// Imports every image in the archive at `path`. With `reference`, the
     /// archive must hold one image, which gets that name; otherwise names come
     /// from the archive (`org.opencontainers.image.ref.name`, `RepoTags`).
-    #[tracing::instrument(skip(self))]
     pub async fn import(
         &self,
         path: &Path,
         reference: Option<&str>,
     ) -> Result<Vec<Image>, ImageError> {
+        let prepared = self.prepare_import(path, reference).await?;
+        self.install_import(prepared).await
+    }
+
+    /// Reads the archive at `path` and stores its blobs; names nothing.
+    #[tracing::instrument(skip(self))]
+    pub async fn prepare_import(
+        &self,
+        path: &Path,
+        reference: Option<&str>,
+    ) -> Result<PreparedImport, ImageError> {
         let reference = reference.map(ImageStore::normalize).transpose()?;
         let (inner, p) = (self.inner.clone(), path.to_path_buf());
         let prepared =
             tokio::task::spawn_blocking(move || prepare(&inner, &p, reference.as_deref()))
                 .await
                 .map_err(|e| ImageError::Invalid(format!("import task: {e}")))??;
+        Ok(PreparedImport(prepared))
+    }
+
+    /// Names every prepared image, all or nothing: if one fails, the references
+    /// this import already set get back what they named before (or go).
+    pub async fn install_import(&self, prepared: PreparedImport) -> Result<Vec<Image>, ImageError> {
         let mut out = Vec::new();
-        for p in prepared {
+        let mut before = Vec::new();
+        for p in &prepared.0 {
             for name in &p.names {
-                let img = install(
-                    &self.inner,
-                    name,
-                    &p.manifest_digest,
-                    p.manifest_json.clone(),
-                    &p.config_digest,
-                    &p.config_bytes,
-                    &p.layers,
-                )
-                .await?;
-                out.push(img);
+                let previous = self.inner.db.get_image(name);
+                let installed = match previous {
+                    Ok(previous) => install(
+                        &self.inner,
+                        name,
+                        &p.manifest_digest,
+                        p.manifest_json.clone(),
+                        &p.config_digest,
+                        &p.config_bytes,
+                        &p.layers,
+                    )
+                    .await
+                    .map(|img| (img, previous)),
+                    Err(e) => Err(e.into()),
+                };
+                match installed {
+                    Ok((img, previous)) => {
+                        before.push((name.clone(), previous));
+                        out.push(img);
+                    }
+                    Err(e) => {
+                        self.undo_import(&before);
+                        return Err(e);
+                    }
+                }
             }
         }
         Ok(out)
+    }
+
+    /// Puts back the rows a failed import replaced, newest first.
+    fn undo_import(&self, before: &[(String, Option<cove_store::ImageRow>)]) {
+        for (name, previous) in before.iter().rev() {
+            let res = match previous {
+                Some(row) => self.inner.db.put_image(row),
+                None => self.inner.db.delete_image(name).map(|_| ()),
+            };
+            if let Err(e) = res {
+                tracing::warn!(image = %name, error = %e, "undoing a failed import");
+            }
+        }
     }
 }
 

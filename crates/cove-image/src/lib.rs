@@ -41,6 +41,7 @@ mod whiteout;
 pub use build::{build_step_keys, LayerCommit};
 pub use config::ImageConfig;
 pub use error::ImageError;
+pub use import::PreparedImport;
 pub use store::{Image, ImageStore, ImageStoreOptions};
 pub use sync_files::SyncFilesError;
 

@@ -2,7 +2,8 @@
 //! workspace lists, removes and runs only the references it pulled, imported or built
 //! itself. A reference another workspace holds is pulled again for this one, so the
 //! registry (and its credentials) decides, never another workspace's cache; a built or
-//! imported image of another workspace is simply not found.
+//! imported image of another workspace is simply not found. An import never takes a name
+//! another workspace holds, that names other content, or that the build cache uses.
 
 use std::path::Path;
 
@@ -11,6 +12,9 @@ use cove_types::{BuildRequest, ImageInfo, RegistryAuth, Scope};
 use tracing::info;
 
 use crate::{BuildSink, Lifecycle, LifecycleError};
+
+/// Where the build cache names its step images (see `build.rs`); no workspace imports there.
+const BUILD_CACHE_PREFIX: &str = "localhost/cove-build/";
 
 impl Lifecycle {
     /// The images `scope` may see (the admin sees every one).
@@ -36,18 +40,60 @@ impl Lifecycle {
         Ok(info)
     }
 
-    /// Imports images for `workspace`.
+    /// Imports the images of the archive at `path` for `scope`, all or nothing. A
+    /// workspace may not name an image the build cache's way, nor take a name another
+    /// workspace holds or that already names other content (the admin may).
     pub async fn import_image_in(
         &self,
-        workspace: &str,
+        scope: &Scope,
         path: &Path,
         reference: Option<&str>,
     ) -> Result<Vec<ImageInfo>, LifecycleError> {
-        let images = self.import_image(path, reference).await?;
-        for i in &images {
-            self.inner.store.add_image_ref(workspace, &i.reference)?;
+        let prepared = self.inner.images.prepare_import(path, reference).await?;
+        if let Scope::Workspace(ws) = scope {
+            for (name, digest) in prepared.names() {
+                self.check_import_name(ws, &name, &digest)?;
+            }
         }
-        Ok(images)
+        let images = self.inner.images.install_import(prepared).await?;
+        let mut out = Vec::with_capacity(images.len());
+        for i in &images {
+            self.inner
+                .store
+                .add_image_ref(scope.workspace(), &i.reference)?;
+            out.push(self.image_info(&i.reference)?);
+        }
+        Ok(out)
+    }
+
+    /// Refuses an import by `workspace` that would change what another workspace or the
+    /// build cache gets for `name`.
+    fn check_import_name(
+        &self,
+        workspace: &str,
+        name: &str,
+        digest: &str,
+    ) -> Result<(), LifecycleError> {
+        let refuse = |why: &str| {
+            Err(LifecycleError::Conflict(format!(
+                "cannot import as {name}: {why}; import it under another name"
+            )))
+        };
+        if name.starts_with(BUILD_CACHE_PREFIX) {
+            return refuse("names under localhost/cove-build/ are the build cache's");
+        }
+        let mine = self.inner.store.has_image_ref(workspace, name)?;
+        if self.inner.store.image_ref_holders(name)? > i64::from(mine) {
+            return refuse("another workspace holds that name");
+        }
+        if !mine {
+            if let Some(row) = self.inner.store.get_image(name)? {
+                if row.digest != digest {
+                    return refuse("that name already names other content");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Builds an image for `workspace`, whose base it must hold (or pull itself).
@@ -94,7 +140,13 @@ impl Lifecycle {
             info!(image = %normalized, workspace = %ws, "image reference dropped; others hold it");
             return Ok(());
         }
-        self.remove_image(reference)?;
+        // The conflict names a container or deployment, which may be another workspace's.
+        self.remove_image(reference).map_err(|e| match e {
+            LifecycleError::Conflict(_) => LifecycleError::Conflict(format!(
+                "image {normalized} is in use by a running container or a deployment"
+            )),
+            e => e,
+        })?;
         self.inner.store.remove_image_ref(Some(ws), &normalized)?;
         Ok(())
     }

@@ -1,8 +1,6 @@
 //! Image operations, and `exec` in a running container: thin passes to the
 //! image store and runtime with the lifecycle's own checks.
 
-use std::path::Path;
-
 use cove_types::{ExecRequest, ExecResponse, ImageInfo, RegistryAuth};
 
 use crate::{Lifecycle, LifecycleError};
@@ -70,20 +68,7 @@ impl Lifecycle {
         Ok(out)
     }
 
-    /// Imports an OCI layout or archive, or a docker-archive tar.
-    pub async fn import_image(
-        &self,
-        path: &Path,
-        reference: Option<&str>,
-    ) -> Result<Vec<ImageInfo>, LifecycleError> {
-        let images = self.inner.images.import(path, reference).await?;
-        images
-            .iter()
-            .map(|i| self.image_info(&i.reference))
-            .collect()
-    }
-
-    fn image_info(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
+    pub(crate) fn image_info(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
         self.inner
             .images
             .list()?

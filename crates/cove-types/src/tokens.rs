@@ -64,7 +64,7 @@ pub fn validate_workspace(ws: &str) -> Result<(), String> {
 pub struct CreateTokenRequest {
     /// A unique name for the token: 1-63 of `[a-z0-9-]`, not starting with `tok-` (ids do).
     pub name: String,
-    /// The workspace it acts in; default `default`.
+    /// The workspace it acts in; required (a request without it is a 400).
     #[serde(default)]
     pub workspace: Option<String>,
 }

@@ -74,6 +74,11 @@ pub struct ServerArgs {
     /// /dev/kvm and a host whose KVM works for it).
     #[arg(long, env = "COVE_GVISOR_PLATFORM", default_value = "ptrace", value_parser = ["ptrace", "kvm"])]
     gvisor_platform: String,
+    /// Largest upload the API saves to disk, in bytes: an image archive, a build context or
+    /// synced files. A bigger one is refused (413) and leaves nothing behind.
+    #[arg(long, env = "COVE_MAX_UPLOAD_BYTES", default_value_t = cove_api::DEFAULT_MAX_UPLOAD_BYTES,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    max_upload_bytes: u64,
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
@@ -170,6 +175,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         lifecycle: lifecycle.clone(),
         tokens,
         info: Arc::new(info),
+        max_upload_bytes: args.max_upload_bytes,
     };
     let api_task = tokio::spawn(cove_api::serve(
         api_listener,

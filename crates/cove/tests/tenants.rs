@@ -6,7 +6,8 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Output;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
@@ -161,7 +162,29 @@ fn each_workspace_sees_and_controls_only_its_own() {
         "{table}"
     );
     failed_with(&cli_as(&d, &a, &["token", "list"]), &["admin"]);
-    failed_with(&cli_as(&d, &a, &["token", "create", "x"]), &["admin"]);
+    failed_with(
+        &cli_as(&d, &a, &["token", "create", "x", "--workspace", "team-a"]),
+        &["admin"],
+    );
+    // A token's workspace is never `default` by omission.
+    let o = d.cli(&["token", "create", "nows"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--workspace"),
+        "{}",
+        stderr(&o)
+    );
+    let (status, text) = api(
+        &d,
+        &d.token,
+        "POST",
+        "/v1/tokens",
+        Some(r#"{"name":"nows"}"#),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("`workspace`") && text.lines().count() == 1,
+        "{text}"
+    );
 
     // Each workspace makes a pod and a deployment.
     let pa = run_as(&d, &a, &["--entrypoint", "httpd -f -p 8000 -h /www"]);
@@ -537,6 +560,153 @@ fn tokens_and_guards_survive_a_daemon_restart() {
     let (status, _) = api(&d, &gone, "GET", "/v1/containers", None);
     assert_eq!(status, 401);
     ok(&d.cli(&["deployment", "delete", "private"]));
+}
+
+/// A docker-archive of the test image named `tags`, as `docker save` writes it.
+fn docker_archive(dir: &Path, file: &str, tags: &[&str]) -> PathBuf {
+    let tar = dir.join(file);
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["copy", "--quiet"]);
+    for extra in &tags[1..] {
+        cmd.args(["--additional-tag", extra]);
+    }
+    cmd.arg(format!("oci:{}:latest", test_image_layout().display()))
+        .arg(format!("docker-archive:{}:{}", tar.display(), tags[0]));
+    ok(&cmd.output().expect("running skopeo"));
+    tar
+}
+
+/// `(reference, digest)` of every image the admin sees.
+fn all_images(d: &Daemon) -> Vec<(String, String)> {
+    let out = ok(&d.cli(&["image", "list", "--format", "json"]));
+    let list: Vec<cove_types::ImageInfo> = serde_json::from_str(&out).unwrap();
+    list.into_iter().map(|i| (i.reference, i.digest)).collect()
+}
+
+#[test]
+fn imports_never_change_another_workspaces_images() {
+    let d = Daemon::start();
+    let a = create_token(&d, "alice", "team-a");
+    let b = create_token(&d, "bob", "team-b");
+    let image = registry().image("latest");
+    let work = scratch_dir("cove-test-tenant-import");
+    ok(&cli_as(&d, &a, &["image", "pull", &image]));
+    let before = all_images(&d);
+
+    // team-b cannot import over team-a's registry image, nor into the build cache's names,
+    // and a refused name refuses the whole archive before anything is named.
+    let over = docker_archive(&work, "over.tar", &["cove.test/b-own:1", &image]);
+    let cache = docker_archive(
+        &work,
+        "cache.tar",
+        &["localhost/cove-build/0123456789abcdef:latest"],
+    );
+    for (tar, why) in [(&over, "another workspace"), (&cache, "build cache")] {
+        let o = cli_as(&d, &b, &["image", "import", tar.to_str().unwrap()]);
+        let line = failed_with(&o, &[why]);
+        assert!(line.contains("cannot import as"), "{line}");
+    }
+    assert_eq!(all_images(&d), before, "nothing was named or changed");
+    assert!(images_as(&d, &b).is_empty());
+
+    // An archive whose second image fails leaves none of its names behind.
+    let good = docker_archive(&work, "good.tar", &["cove.test/b-good:1"]);
+    let x = work.join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    ok(&Command::new("tar")
+        .arg("-xf")
+        .arg(&good)
+        .arg("-C")
+        .arg(&x)
+        .output()
+        .unwrap());
+    let mf = x.join("manifest.json");
+    let mut items: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&mf).unwrap()).unwrap();
+    let mut bad = items[0].clone();
+    bad["RepoTags"] = serde_json::json!(["cove.test/b-bad:1"]);
+    bad["Layers"] = serde_json::json!([]);
+    items.push(bad);
+    std::fs::write(&mf, serde_json::to_vec(&items).unwrap()).unwrap();
+    let two = work.join("two.tar");
+    let names: Vec<String> = std::fs::read_dir(&x)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    ok(&Command::new("tar")
+        .arg("-cf")
+        .arg(&two)
+        .arg("-C")
+        .arg(&x)
+        .args(&names)
+        .output()
+        .unwrap());
+    failed_with(
+        &cli_as(&d, &b, &["image", "import", two.to_str().unwrap()]),
+        &["diff_ids"],
+    );
+    assert_eq!(all_images(&d), before, "a failed import names nothing");
+
+    // A free name imports; team-b may import it again, and the admin may import anything.
+    let out = ok(&cli_as(
+        &d,
+        &b,
+        &["image", "import", good.to_str().unwrap()],
+    ));
+    assert!(out.contains("cove.test/b-good:1"), "{out}");
+    ok(&cli_as(
+        &d,
+        &b,
+        &["image", "import", good.to_str().unwrap()],
+    ));
+    assert_eq!(images_as(&d, &b), ["cove.test/b-good:1"]);
+    failed_with(
+        &cli_as(&d, &a, &["image", "import", good.to_str().unwrap()]),
+        &["another workspace"],
+    );
+    ok(&d.cli(&["image", "import", cache.to_str().unwrap()]));
+}
+
+#[test]
+fn image_in_use_by_another_workspace_is_not_named() {
+    let d = Daemon::start();
+    let a = create_token(&d, "alice", "team-a");
+    let b = create_token(&d, "bob", "team-b");
+    let image = registry().image("latest");
+    ok(&cli_as(&d, &a, &["image", "pull", &image]));
+    // team-b runs the image, then drops its reference (team-a still holds it)...
+    let pb = run_as(&d, &b, &["--entrypoint", "httpd -f -p 8000 -h /www"]);
+    ok(&cli_as(&d, &b, &["image", "rm", &image]));
+    // ...so team-a removing it is refused without naming team-b's pod.
+    let line = failed_with(&cli_as(&d, &a, &["image", "rm", &image]), &["in use"]);
+    assert!(!line.contains(&pb.id) && !line.contains("pod-"), "{line}");
+    // The admin is told which.
+    let line = failed_with(&d.cli(&["image", "rm", &image]), &["in use", "used by"]);
+    assert!(line.contains(&pb.id), "{line}");
+}
+
+#[test]
+fn uploads_over_the_limit_are_refused_and_leave_nothing() {
+    let d = Daemon::start_with(DaemonOpts {
+        extra_server_args: vec!["--max-upload-bytes".into(), "65536".into()],
+        ..Default::default()
+    });
+    let work = scratch_dir("cove-test-upload-cap");
+    let tar = docker_archive(&work, "big.tar", &["cove.test/big:1"]);
+    assert!(std::fs::metadata(&tar).unwrap().len() > 65536);
+    let line = failed_with(
+        &d.cli(&["image", "import", tar.to_str().unwrap()]),
+        &["--max-upload-bytes"],
+    );
+    assert!(line.contains("65536"), "{line}");
+    let left: Vec<_> = std::fs::read_dir(d.data_dir.join("tmp"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "upload files left: {left:?}");
+    assert!(all_images(&d).is_empty());
+    // Under the limit it works.
+    let roomy = Daemon::start();
+    ok(&roomy.cli(&["image", "import", tar.to_str().unwrap()]));
 }
 
 /// One GET through the gateway; returns the status, the response head (lowercased) and body.

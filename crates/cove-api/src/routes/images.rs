@@ -62,7 +62,9 @@ pub async fn remove_image(
 /// docker-archive (`docker save`).
 #[utoipa::path(post, path = "/v1/images/import", params(ReferenceQuery),
     request_body(content = String, content_type = "application/x-tar"),
-    responses((status = 200, body = Vec<ImageInfo>), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Vec<ImageInfo>), (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "a name another workspace holds or that names other content"),
+        (status = 413, body = ErrorBody, description = "the upload is over the daemon's --max-upload-bytes")))]
 #[instrument(skip_all)]
 pub async fn import_image(
     State(state): State<AppState>,
@@ -72,12 +74,11 @@ pub async fn import_image(
 ) -> Result<Json<Vec<ImageInfo>>, ApiError> {
     let upload = upload::save(&state, body, "import").await?;
     let lifecycle = state.lifecycle.clone();
-    let workspace = scope.workspace().to_string();
     let reference = q.reference.clone();
     // The upload is dropped (removed) by the task, once the work is done.
     let imported = crate::detached(async move {
         lifecycle
-            .import_image_in(&workspace, &upload.path, reference.as_deref())
+            .import_image_in(&scope, &upload.path, reference.as_deref())
             .await
     });
     Ok(Json(imported.await?))

@@ -10,7 +10,8 @@ use tracing::instrument;
 use crate::auth::admin_only;
 use crate::{ApiError, AppState};
 
-/// Make a token for a workspace. The answer holds the secret; it is not shown again (the
+/// Make a token for a workspace, which must be named (no `workspace` is a 400: `default`
+/// is never chosen by omission). The answer holds the secret; it is not shown again (the
 /// daemon keeps only its sha256).
 #[utoipa::path(post, path = "/v1/tokens", request_body = CreateTokenRequest, responses(
     (status = 201, body = CreatedToken), (status = 400, body = ErrorBody),

@@ -16,8 +16,8 @@ pub enum TokenCmd {
         /// A unique name for the token (lowercase letters, digits, '-').
         name: String,
         /// The workspace the token acts in; it sees and controls only that workspace's
-        /// pods and deployments.
-        #[arg(long, default_value = cove_types::DEFAULT_WORKSPACE)]
+        /// pods and deployments. Required: `default` (the admin's own things) only on purpose.
+        #[arg(long)]
         workspace: String,
     },
     /// List tokens: name, workspace, created, last used (never secrets).
