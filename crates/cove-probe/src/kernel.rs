@@ -29,6 +29,59 @@ pub fn ptrace(pid: i32) -> Outcome {
     Outcome::Succeeded(format!("attached to {pid}"))
 }
 
+/// pidfd_getfd(2): a copy of one of `pid`'s open file descriptors (the lowest it has), which needs
+/// the same permission as attaching with ptrace.
+pub fn pidfd_getfd(pid: i32) -> Outcome {
+    // SAFETY: pidfd_open(2) with plain integers; the returned fd is ours.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Outcome::Refused(format!("pidfd_open({pid}): {}", errno()));
+    }
+    for fd in 0..1024 {
+        // SAFETY: pidfd_getfd(2) with plain integers; a returned fd is ours (freed at exit).
+        let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+        if r >= 0 {
+            return Outcome::Succeeded(format!("pidfd_getfd({pid}, fd {fd}) returned fd {r}"));
+        }
+        let e = errno();
+        if e.raw_os_error() != Some(libc::EBADF) {
+            return Outcome::Refused(format!("pidfd_getfd({pid}, fd {fd}): {e}"));
+        }
+    }
+    Outcome::Refused(format!("pidfd_getfd({pid}): no open fd below 1024"))
+}
+
+/// process_vm_readv(2): 8 bytes from the start of `pid`'s first readable mapping.
+pub fn process_vm_read(pid: i32) -> Outcome {
+    let maps = match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Refused(format!("reading /proc/{pid}/maps: {e}")),
+    };
+    let start = maps
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.starts_with('r'))
+        })
+        .find_map(|l| usize::from_str_radix(l.split('-').next()?, 16).ok());
+    let Some(start) = start else {
+        return Outcome::Refused(format!("no readable mapping in /proc/{pid}/maps"));
+    };
+    let mut buf = [0u8; 8];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: start as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: one local iovec over `buf`, which outlives the call; the remote one is only read.
+    let r = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    from_ret(&format!("process_vm_readv({pid}, {start:#x})"), r as i64)
+}
+
 /// The control for [`ptrace`]: tracing within our own tree (a child that asks for it with
 /// PTRACE_TRACEME, as debuggers that start their debuggee do) works.
 pub fn ptrace_child() -> Outcome {

@@ -16,7 +16,8 @@ mod outcome;
 use outcome::Outcome;
 
 const USAGE: &str = "usage: cove-probe <attack> [args...]
-  processes:  find-proc NEEDLE | signal PID | ptrace PID | ptrace-child
+  processes:  find-proc NEEDLE | signal PID | ptrace PID | ptrace-child | pidfd-getfd PID
+              process-vm-read PID
   files:      read PATH | write PATH DATA | write-same PATH | mknod PATH | mkfifo PATH
               chroot-escape PATH | open-by-handle
   kernel:     mount DIR | init-module | finit-module | keyctl | add-key | bpf | perf
@@ -34,6 +35,8 @@ fn main() {
         ["signal", pid] => parse(pid).map_or_else(usage, kernel::signal),
         ["ptrace", pid] => parse(pid).map_or_else(usage, kernel::ptrace),
         ["ptrace-child"] => kernel::ptrace_child(),
+        ["pidfd-getfd", pid] => parse(pid).map_or_else(usage, kernel::pidfd_getfd),
+        ["process-vm-read", pid] => parse(pid).map_or_else(usage, kernel::process_vm_read),
         ["read", path] => fs::read(path),
         ["write", path, data] => fs::write(path, data.as_bytes()),
         ["write-same", path] => fs::write_same(path),

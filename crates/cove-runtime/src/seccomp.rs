@@ -4,7 +4,11 @@
 //! setting, ...) fail with EPERM, as in Docker's and Podman's default
 //! profiles. Dropped capabilities already deny most of them; the filter makes
 //! that hold even if a capability check has a bug. `ptrace` may not attach to other
-//! processes (PTRACE_ATTACH, PTRACE_SEIZE); a child may still ask to be traced. `mknod`
+//! processes (PTRACE_ATTACH, PTRACE_SEIZE); a child may still ask to be traced. The other calls
+//! that need ptrace-attach permission over another process fail too: `process_vm_readv`,
+//! `process_vm_writev`, `pidfd_getfd`, `kcmp`. (`/proc/<pid>/mem` cannot be filtered by
+//! syscall: a process may still open it for a same-user process of its own pod, as on any
+//! Linux host without Yama; nothing outside the pod's pid namespace is visible.) `mknod`
 //! of block and character devices fails too (fifos and sockets are fine).
 
 use oci_spec::runtime::{
@@ -51,6 +55,7 @@ const DENIED: &[&str] = &[
     "open_by_handle_at",
     "open_tree",
     "perf_event_open",
+    "pidfd_getfd",
     "pivot_root",
     "process_vm_readv",
     "process_vm_writev",
@@ -195,6 +200,9 @@ mod tests {
             "clone3",
             "mount",
             "ptrace",
+            "pidfd_getfd",
+            "process_vm_readv",
+            "process_vm_writev",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} not filtered");
         }

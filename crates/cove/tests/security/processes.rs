@@ -49,6 +49,13 @@ fn host_and_neighbour_processes_are_out_of_reach(iso: Isolation) {
     a.refused(&["ptrace", &d.pid().unwrap().to_string()]);
     // Not even the pod's own init, which is outside the attacker's tree.
     a.refused(&["ptrace", "1"]);
+    // Nor the other calls that need ptrace-attach permission: stealing an fd, reading memory.
+    let out = a.refused(&["pidfd-getfd", "1"]);
+    if iso == Isolation::Runc {
+        // Refused by the filter, not because pidfd_open failed first.
+        assert!(out.contains("pidfd_getfd(1"), "{out}");
+    }
+    a.refused(&["process-vm-read", "1"]);
     assert!(host.alive(), "the host process died");
 }
 
