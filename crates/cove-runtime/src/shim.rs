@@ -195,7 +195,10 @@ fn run(a: &ShimArgs) -> i32 {
 /// enabled in root network namespace". The namespace it checks is the pod's own (cove-network
 /// made it), so hiding the file from runsc only is safe: it reads nothing else there (gVisor's
 /// network stack has its own settings). Propagation is made private first so the tmpfs never
-/// reaches the host's mount table; the namespace ends with the container's processes.
+/// reaches the host's mount table. The copy holds every other pod's overlay and `--disk` mount
+/// but pins none for long: only `runsc run` (which exits once the pod runs) stays in it, while
+/// runsc's gofer and sandbox pivot into namespaces of their own that hold their pod's root only
+/// (tests/gvisor.rs `a_gvisor_pod_does_not_pin_another_pods_mounts`).
 fn hide_host_net_sysctls() -> std::io::Result<()> {
     use nix::mount::{mount, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;

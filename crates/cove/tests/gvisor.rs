@@ -344,3 +344,47 @@ fn deployments_and_the_sdk_ask_for_gvisor() {
     d.wait_status(&id, ContainerStatus::Stopped, LONG);
     assert!(d.leftovers_of(&id).is_empty(), "{:?}", d.leftovers_of(&id));
 }
+
+/// The shim gives `runsc run` a private copy of the host's mount namespace (to hide
+/// `/proc/sys/net`); that copy must not keep another pod's overlay or `--disk` loop device alive.
+/// runsc's gofer and sandbox move into namespaces of their own holding only their pod's root, so
+/// a runc pod started before a gVisor pod and stopped while it runs leaves nothing anywhere.
+#[test]
+fn a_gvisor_pod_does_not_pin_another_pods_mounts() {
+    let d = Daemon::start();
+    let img = registry().image("latest");
+    let pod = |extra: &[&str]| {
+        let mut args = vec![
+            "--image",
+            &img,
+            "--ports",
+            "8000",
+            "--keep-warm-seconds",
+            "-1",
+        ];
+        args.extend_from_slice(extra);
+        let c = d.run_pod(&args);
+        d.wait_serving(&c, 8000, "/");
+        c
+    };
+    let disk = pod(&["--disk", "64Mi"]);
+    assert_eq!(d.loop_devices().len(), 1, "{:?}", d.loop_devices());
+    let sandboxed = pod(&["--isolation", "gvisor"]);
+    ok(&d.cli(&["container", "stop", &disk.id]));
+
+    assert_eq!(d.leftovers_of(&disk.id), Vec::<String>::new());
+    assert_eq!(d.loop_devices(), Vec::<String>::new());
+    // No process, in any mount namespace, still sees one of its mounts.
+    let mut holders = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(mountinfo) = std::fs::read_to_string(p.path().join("mountinfo")) else {
+            continue;
+        };
+        if mountinfo.contains(&disk.id) {
+            let cmd = std::fs::read_to_string(p.path().join("cmdline")).unwrap_or_default();
+            holders.push(format!("{:?}: {}", p.file_name(), cmd.replace('\0', " ")));
+        }
+    }
+    assert_eq!(holders, Vec::<String>::new());
+    assert_eq!(d.inspect(&sandboxed.id).status, ContainerStatus::Running);
+}
