@@ -40,8 +40,11 @@ fn build_lock(key: &str) -> Arc<tokio::sync::Mutex<()>> {
     l
 }
 
+/// Where built images are named; nobody may import under it.
+pub(crate) const BUILD_CACHE_PREFIX: &str = "localhost/cove-build/";
+
 fn reference_for(key: &str) -> String {
-    format!("localhost/cove-build/{}:latest", &key[..16])
+    format!("{BUILD_CACHE_PREFIX}{}:latest", &key[..16])
 }
 
 impl Lifecycle {

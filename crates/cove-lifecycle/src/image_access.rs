@@ -11,10 +11,8 @@ use cove_image::{ImageError, ImageStore};
 use cove_types::{BuildRequest, ImageInfo, RegistryAuth, Scope};
 use tracing::info;
 
+use crate::build::BUILD_CACHE_PREFIX;
 use crate::{BuildSink, Lifecycle, LifecycleError};
-
-/// Where the build cache names its step images (see `build.rs`); no workspace imports there.
-const BUILD_CACHE_PREFIX: &str = "localhost/cove-build/";
 
 impl Lifecycle {
     /// The images `scope` may see (the admin sees every one).
