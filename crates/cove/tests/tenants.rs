@@ -14,9 +14,11 @@ use common::*;
 use cove_types::{Deployment, TokenInfo};
 
 const LONG: Duration = Duration::from_secs(60);
-/// Answers every request with `ok` and prints the raw request (line and headers) to its
-/// log, so the test sees exactly what reached the pod.
-const ECHO: &str = "sh -c 'while true; do printf \"HTTP/1.0 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok\" | nc -l -p 8000; done'";
+/// Answers every request with `ok` once it has read the request's head, and prints the head
+/// (request line and headers) to its log, so the test sees exactly what reached the pod. It
+/// reads before it answers: a server that answered at connect raced the gateway's write of
+/// the request (hyper then fails it as "received unexpected message from connection").
+const ECHO: &str = r#"sh -c 'rm -f /tmp/f; mkfifo /tmp/f; while true; do cat /tmp/f | nc -l -p 8000 | (while read -r l; do echo "$l"; [ ${#l} -le 1 ] && break; done; printf "HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok" > /tmp/f); done'"#;
 
 /// `cove <args>` with `token` instead of the admin token.
 fn cli_as(d: &Daemon, token: &str, args: &[&str]) -> Output {
