@@ -73,7 +73,9 @@ impl Lifecycle {
         let mut spec = pod_spec(pod)?;
         spec.name = Some(row.name.clone());
         progress(format!("Rolling back {name} to version {target}"));
-        self.deploy_spec(&spec, None, progress).await
+        // In the deployment's own workspace, even if it was deleted meanwhile.
+        self.deploy_spec_in(Some(&row.workspace), &spec, None, progress)
+            .await
     }
 
     pub(crate) fn deployment_row(&self, name: &str) -> Result<DeploymentRow, LifecycleError> {

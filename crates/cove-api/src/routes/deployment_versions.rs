@@ -2,13 +2,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
-use cove_types::{DeployEvent, Deployment, DeploymentVersion, ErrorBody, RollbackRequest};
-use tracing::{info, instrument};
+use cove_types::{Deployment, DeploymentVersion, ErrorBody, RollbackRequest};
+use tracing::instrument;
 
-use crate::{stream, ApiError, AppState};
+use crate::{ApiError, AppState};
 
 /// Every kept version of a deployment, oldest first, with the current one marked.
 #[utoipa::path(get, path = "/v1/deployments/{name}/versions", responses(
@@ -46,35 +46,12 @@ pub async fn rollback_deployment(
             .map_err(|e| ApiError::bad_request(format!("invalid rollback request: {e}")))?
     };
     let lifecycle = state.lifecycle.clone();
-    if !stream::wants_ndjson(&headers) {
-        let deployment = crate::detached(async move {
-            let progress = |msg: String| info!(%msg, "rollback progress");
+    Ok(
+        super::deployments::deploying(&headers, move |progress| async move {
             lifecycle
-                .rollback_deployment(&name, req.version, &progress)
+                .rollback_deployment(&name, req.version, &*progress)
                 .await
         })
-        .await?;
-        return Ok((StatusCode::CREATED, Json(deployment)).into_response());
-    }
-    Ok(stream::ndjson(move |lines| async move {
-        let progress = {
-            let lines = lines.clone();
-            move |msg: String| {
-                lines.send(&DeployEvent {
-                    progress: Some(msg),
-                    ..Default::default()
-                })
-            }
-        };
-        match lifecycle
-            .rollback_deployment(&name, req.version, &progress)
-            .await
-        {
-            Ok(d) => lines.send(&DeployEvent {
-                deployment: Some(d),
-                ..Default::default()
-            }),
-            Err(e) => lines.error(e),
-        }
-    }))
+        .await,
+    )
 }

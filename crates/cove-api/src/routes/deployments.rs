@@ -32,36 +32,52 @@ pub async fn deploy(
     body: Result<Json<CreatePodRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
+    validate_deploy(&req)?;
     let lifecycle = state.lifecycle.clone();
     let workspace = scope.workspace().to_string();
-    if !stream::wants_ndjson(&headers) {
-        // Its own task: a client hanging up cannot interrupt a deploy halfway.
-        let deployment = crate::detached(async move {
-            let progress = |msg: String| info!(%msg, "deploy progress");
-            lifecycle.deploy_in(&workspace, &req, &progress).await
-        })
-        .await?;
-        return Ok((StatusCode::CREATED, Json(deployment)).into_response());
+    Ok(deploying(&headers, move |progress| async move {
+        lifecycle.deploy_in(&workspace, &req, &*progress).await
+    })
+    .await)
+}
+
+/// Progress as a deploying operation (deploy, rollback) reports it.
+pub(crate) type Progress = std::sync::Arc<dyn Fn(String) + Send + Sync>;
+
+/// Answers a deploying operation: 201 with the deployment, or, with `Accept:
+/// application/x-ndjson`, a stream of [`DeployEvent`] lines (progress, then the deployment
+/// or the error). Either way it runs in its own task, so a client hanging up cannot
+/// interrupt it halfway.
+pub(crate) async fn deploying<F, Fut>(headers: &HeaderMap, op: F) -> Response
+where
+    F: FnOnce(Progress) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Deployment, cove_lifecycle::LifecycleError>> + Send,
+{
+    if !stream::wants_ndjson(headers) {
+        let progress: Progress = std::sync::Arc::new(|msg: String| info!(%msg, "deploy progress"));
+        return match crate::detached(async move { op(progress).await }).await {
+            Ok(deployment) => (StatusCode::CREATED, Json(deployment)).into_response(),
+            Err(e) => e.into_response(),
+        };
     }
-    validate_deploy(&req)?;
-    Ok(stream::ndjson(move |lines| async move {
-        let progress = {
+    stream::ndjson(move |lines| async move {
+        let progress: Progress = {
             let lines = lines.clone();
-            move |msg: String| {
+            std::sync::Arc::new(move |msg: String| {
                 lines.send(&DeployEvent {
                     progress: Some(msg),
                     ..Default::default()
                 })
-            }
+            })
         };
-        match lifecycle.deploy_in(&workspace, &req, &progress).await {
+        match op(progress).await {
             Ok(d) => lines.send(&DeployEvent {
                 deployment: Some(d),
                 ..Default::default()
             }),
             Err(e) => lines.error(e),
         }
-    }))
+    })
 }
 
 /// Every deployment, by name.
