@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::commands::container::ListFormat;
-use crate::commands::run::registry_auth;
+use crate::commands::registry_login::RegistryLogin;
 use crate::{humanize, print_error, table};
 
 /// `cove image ...`.
@@ -22,17 +22,8 @@ pub enum ImageCmd {
     Pull {
         /// Image reference, e.g. 127.0.0.1:5000/busybox:latest.
         reference: String,
-        /// Registry username.
-        #[arg(long, requires = "password", env = "COVE_REGISTRY_USERNAME")]
-        username: Option<String>,
-        /// Registry password (prefer the environment variable).
-        #[arg(
-            long,
-            requires = "username",
-            env = "COVE_REGISTRY_PASSWORD",
-            hide_env_values = true
-        )]
-        password: Option<String>,
+        #[command(flatten)]
+        login: RegistryLogin,
     },
     /// List the daemon's images.
     #[command(alias = "ls")]
@@ -63,16 +54,12 @@ pub enum ImageCmd {
 pub async fn execute(client: &Client, cmd: ImageCmd) -> Result<i32> {
     match cmd {
         ImageCmd::Build(args) => build::execute(client, args).await,
-        ImageCmd::Pull {
-            reference,
-            username,
-            password,
-        } => {
+        ImageCmd::Pull { reference, login } => {
             println!("=> Pulling {reference}");
             io::stdout().flush().ok();
             let req = PullRequest {
                 reference,
-                auth: registry_auth(&username, &password),
+                auth: login.auth(),
             };
             let img: ImageInfo = client
                 .post(client.url(&["v1", "images", "pull"], &[]), &req)

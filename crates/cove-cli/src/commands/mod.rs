@@ -6,5 +6,6 @@ pub mod deployment;
 pub mod egress;
 pub mod image;
 pub mod info;
+pub mod registry_login;
 pub mod run;
 pub mod token;

@@ -8,11 +8,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use cove_types::{
     BuildRequest, BuildStep, Container, CreateEvent, CreatePodRequest, LocalPathStep, Quantity,
-    RegistryAuth,
 };
 use futures::StreamExt;
 
 use crate::client::Client;
+use crate::commands::registry_login::RegistryLogin;
 
 /// How `cove run` reports the new container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -72,20 +72,11 @@ pub struct RunArgs {
     /// Only let the pod reach this CIDR (10.0.0.0/8, 1.2.3.4/32, 2001:db8::/32); repeat for several.
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
-    /// Registry username, if the image must be pulled from a private registry.
-    #[arg(long, requires = "password", env = "COVE_REGISTRY_USERNAME")]
-    pub username: Option<String>,
-    /// Registry password (prefer the environment variable to keep it out of shell history).
-    #[arg(
-        long,
-        requires = "username",
-        env = "COVE_REGISTRY_PASSWORD",
-        hide_env_values = true
-    )]
-    pub password: Option<String>,
+    #[command(flatten)]
+    pub login: RegistryLogin,
     /// Upload DIR (default: the current directory) and run the entrypoint in it: the pod's image
     /// is --image plus DIR at /app, built by the daemon, and its working directory is /app
-    /// (unless --workdir). Top-level .gitignore/.coveignore patterns are left out; the total is
+    /// (unless --workdir). .gitignore/.coveignore patterns (in every directory) are left out; the total is
     /// capped (COVE_SYNC_MAX_BYTES, default 100 MiB). Unchanged content is not sent again.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".")]
     pub sync: Option<PathBuf>,
@@ -123,7 +114,7 @@ pub fn build_request(args: &RunArgs) -> Result<CreatePodRequest> {
         block_network: args.block_network,
         allow_list: args.allow.clone(),
         authorized: args.authorized,
-        registry_auth: registry_auth(&args.username, &args.password),
+        registry_auth: args.login.auth(),
     })
 }
 
@@ -137,17 +128,6 @@ pub(crate) fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
         };
     }
     Ok(env)
-}
-
-/// Credentials when both parts are given (clap makes each require the other).
-pub(crate) fn registry_auth(user: &Option<String>, pass: &Option<String>) -> Option<RegistryAuth> {
-    match (user, pass) {
-        (Some(username), Some(password)) => Some(RegistryAuth {
-            username: username.clone(),
-            password: password.clone(),
-        }),
-        _ => None,
-    }
 }
 
 /// Plain numbers go as numbers, anything else as text for the daemon to parse.

@@ -12,7 +12,8 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::client::Client;
-use crate::commands::run::{parse_env, registry_auth};
+use crate::commands::registry_login::RegistryLogin;
+use crate::commands::run::parse_env;
 
 /// `cove image build` arguments. Steps run in this order: the python check, added paths,
 /// commands, python packages.
@@ -37,17 +38,8 @@ pub struct BuildArgs {
     /// KEY=VALUE set while building and kept in the image (repeat for more).
     #[arg(long = "env")]
     pub env: Vec<String>,
-    /// Username for the base image's registry.
-    #[arg(long, requires = "password", env = "COVE_REGISTRY_USERNAME")]
-    pub username: Option<String>,
-    /// Password for the base image's registry (prefer the environment variable).
-    #[arg(
-        long,
-        requires = "username",
-        env = "COVE_REGISTRY_PASSWORD",
-        hide_env_values = true
-    )]
-    pub password: Option<String>,
+    #[command(flatten)]
+    pub login: RegistryLogin,
 }
 
 /// One line of the build stream.
@@ -78,7 +70,7 @@ pub fn build_request(args: &BuildArgs) -> Result<BuildRequest> {
         base_image: args.base.clone(),
         steps,
         env: parse_env(&args.env)?,
-        registry_auth: registry_auth(&args.username, &args.password),
+        registry_auth: args.login.auth(),
     })
 }
 
@@ -200,8 +192,7 @@ mod tests {
             commands: vec!["echo a".into(), "echo b".into()],
             python_packages: vec!["x==1".into(), "y".into()],
             env: vec!["K=V".into()],
-            username: None,
-            password: None,
+            login: Default::default(),
         };
         let req = build_request(&args).unwrap();
         assert_eq!(
