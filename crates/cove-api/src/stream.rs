@@ -68,3 +68,48 @@ where
     )
         .into_response()
 }
+
+/// Progress as long-running work (create, deploy, rollback) reports it.
+pub type Progress = std::sync::Arc<dyn Fn(String) + Send + Sync>;
+
+/// The lines of a streamed answer whose work ends with one result.
+pub trait Event: Serialize {
+    /// What the work ends with (a container, a deployment).
+    type Done: Send + 'static;
+    /// A `{"progress": "..."}` line.
+    fn progress(msg: String) -> Self;
+    /// The last line of work that succeeded.
+    fn done(result: Self::Done) -> Self;
+}
+
+/// Answers long-running work: with `Accept: application/x-ndjson`, a stream of `E` lines
+/// (progress, then the result or the error); otherwise `created(result)` once it is done,
+/// progress going to the log. Either way it runs in its own task, so a client hanging up
+/// cannot interrupt it halfway.
+pub async fn progress_or_result<E, F, Fut>(
+    headers: &HeaderMap,
+    work: F,
+    created: impl FnOnce(E::Done) -> Response,
+) -> Result<Response, ApiError>
+where
+    E: Event + 'static,
+    F: FnOnce(Progress) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<E::Done, LifecycleError>> + Send + 'static,
+{
+    if !wants_ndjson(headers) {
+        let progress: Progress =
+            std::sync::Arc::new(|msg: String| tracing::info!(%msg, "progress"));
+        let done = crate::detached(async move { work(progress).await }).await?;
+        return Ok(created(done));
+    }
+    Ok(ndjson(move |lines| async move {
+        let progress: Progress = {
+            let lines = lines.clone();
+            std::sync::Arc::new(move |msg: String| lines.send(&E::progress(msg)))
+        };
+        match work(progress).await {
+            Ok(done) => lines.send(&E::done(done)),
+            Err(e) => lines.error(e),
+        }
+    }))
+}

@@ -46,12 +46,10 @@ pub async fn rollback_deployment(
             .map_err(|e| ApiError::bad_request(format!("invalid rollback request: {e}")))?
     };
     let lifecycle = state.lifecycle.clone();
-    Ok(
-        super::deployments::deploying(&headers, move |progress| async move {
-            lifecycle
-                .rollback_deployment(&name, req.version, &*progress)
-                .await
-        })
-        .await,
-    )
+    super::deployments::deploying(&headers, move |progress| async move {
+        lifecycle
+            .rollback_deployment(&name, req.version, &*progress)
+            .await
+    })
+    .await
 }

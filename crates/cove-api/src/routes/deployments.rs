@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use cove_lifecycle::validate_deploy;
 use cove_types::{CreatePodRequest, DeployEvent, Deployment, ErrorBody, Scope};
-use tracing::{info, instrument};
+use tracing::instrument;
 
 use crate::{stream, ApiError, AppState};
 
@@ -35,49 +35,41 @@ pub async fn deploy(
     validate_deploy(&req)?;
     let lifecycle = state.lifecycle.clone();
     let workspace = scope.workspace().to_string();
-    Ok(deploying(&headers, move |progress| async move {
+    deploying(&headers, move |progress| async move {
         lifecycle.deploy_in(&workspace, &req, &*progress).await
     })
-    .await)
+    .await
 }
 
-/// Progress as a deploying operation (deploy, rollback) reports it.
-pub(crate) type Progress = std::sync::Arc<dyn Fn(String) + Send + Sync>;
-
-/// Answers a deploying operation: 201 with the deployment, or, with `Accept:
-/// application/x-ndjson`, a stream of [`DeployEvent`] lines (progress, then the deployment
-/// or the error). Either way it runs in its own task, so a client hanging up cannot
-/// interrupt it halfway.
-pub(crate) async fn deploying<F, Fut>(headers: &HeaderMap, op: F) -> Response
-where
-    F: FnOnce(Progress) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<Deployment, cove_lifecycle::LifecycleError>> + Send,
-{
-    if !stream::wants_ndjson(headers) {
-        let progress: Progress = std::sync::Arc::new(|msg: String| info!(%msg, "deploy progress"));
-        return match crate::detached(async move { op(progress).await }).await {
-            Ok(deployment) => (StatusCode::CREATED, Json(deployment)).into_response(),
-            Err(e) => e.into_response(),
-        };
-    }
-    stream::ndjson(move |lines| async move {
-        let progress: Progress = {
-            let lines = lines.clone();
-            std::sync::Arc::new(move |msg: String| {
-                lines.send(&DeployEvent {
-                    progress: Some(msg),
-                    ..Default::default()
-                })
-            })
-        };
-        match op(progress).await {
-            Ok(d) => lines.send(&DeployEvent {
-                deployment: Some(d),
-                ..Default::default()
-            }),
-            Err(e) => lines.error(e),
+impl stream::Event for DeployEvent {
+    type Done = Deployment;
+    fn progress(msg: String) -> Self {
+        DeployEvent {
+            progress: Some(msg),
+            ..Default::default()
         }
+    }
+    fn done(d: Deployment) -> Self {
+        DeployEvent {
+            deployment: Some(d),
+            ..Default::default()
+        }
+    }
+}
+
+/// Answers a deploying operation (deploy, rollback): 201 with the deployment, or the
+/// [`DeployEvent`] stream.
+pub(crate) async fn deploying<F, Fut>(headers: &HeaderMap, op: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(stream::Progress) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Deployment, cove_lifecycle::LifecycleError>>
+        + Send
+        + 'static,
+{
+    stream::progress_or_result::<DeployEvent, _, _>(headers, op, |d| {
+        (StatusCode::CREATED, Json(d)).into_response()
     })
+    .await
 }
 
 /// Every deployment, by name.

@@ -7,7 +7,7 @@ use cove_lifecycle::LifecycleError;
 use cove_types::{
     validate_pod_spec, CreateEvent, CreatePodRequest, CreatePodResponse, ErrorBody, Scope,
 };
-use tracing::{info, instrument};
+use tracing::instrument;
 
 use crate::{stream, ApiError, AppState};
 
@@ -35,34 +35,27 @@ pub async fn create_pod(
     let Json(req) = body?;
     let lifecycle = state.lifecycle.clone();
     let workspace = scope.workspace().to_string();
-    if !stream::wants_ndjson(&headers) {
-        // A client that hangs up must not cancel a create halfway: the work
-        // runs in its own task, which finishes (or rolls back) whatever
-        // happens here.
-        let container = crate::detached(async move {
-            let progress = |msg: String| info!(%msg, "create progress");
-            lifecycle.create_pod_in(&workspace, &req, &progress).await
-        })
-        .await?;
-        return Ok((StatusCode::CREATED, Json(CreatePodResponse { container })).into_response());
-    }
     validate_pod_spec(&req).map_err(LifecycleError::from)?;
-    Ok(stream::ndjson(move |lines| async move {
-        let progress = {
-            let lines = lines.clone();
-            move |msg: String| {
-                lines.send(&CreateEvent {
-                    progress: Some(msg),
-                    ..Default::default()
-                })
-            }
-        };
-        match lifecycle.create_pod_in(&workspace, &req, &progress).await {
-            Ok(container) => lines.send(&CreateEvent {
-                container: Some(container),
-                ..Default::default()
-            }),
-            Err(e) => lines.error(e),
+    stream::progress_or_result::<CreateEvent, _, _>(
+        &headers,
+        move |progress| async move { lifecycle.create_pod_in(&workspace, &req, &*progress).await },
+        |container| (StatusCode::CREATED, Json(CreatePodResponse { container })).into_response(),
+    )
+    .await
+}
+
+impl stream::Event for CreateEvent {
+    type Done = cove_types::Container;
+    fn progress(msg: String) -> Self {
+        CreateEvent {
+            progress: Some(msg),
+            ..Default::default()
         }
-    }))
+    }
+    fn done(container: cove_types::Container) -> Self {
+        CreateEvent {
+            container: Some(container),
+            ..Default::default()
+        }
+    }
 }
