@@ -15,6 +15,7 @@ impl Lifecycle {
     pub async fn reconcile(&self) -> Result<(), LifecycleError> {
         self.load_deployments()?;
         let rows = self.inner.store.live_containers()?;
+        self.kill_unadoptable_shims(&rows).await;
         let mut known: HashSet<String> = HashSet::new();
         for row in rows {
             known.insert(row.id.clone());
@@ -123,6 +124,29 @@ impl Lifecycle {
         // The egress sets now hold exactly the re-adopted pods' policies.
         self.inner.network.sync_egress().await?;
         Ok(())
+    }
+
+    /// Kills the shims the dead daemon left that this one will not re-adopt (a start it was in
+    /// the middle of), before anything looks at the runtime: left alone, such a shim starts its
+    /// container after the stray containers were removed.
+    async fn kill_unadoptable_shims(&self, rows: &[cove_store::ContainerRow]) {
+        let adoptable: HashSet<i32> = rows
+            .iter()
+            .filter(|r| {
+                matches!(
+                    ContainerStatus::parse(&r.status),
+                    Some(ContainerStatus::Running | ContainerStatus::Stopping)
+                )
+            })
+            .filter_map(|r| r.shim_pid)
+            .collect();
+        let dir = self.inner.cfg.data_dir.join("containers");
+        for shim in cove_runtime::shims_under(&dir) {
+            if !adoptable.contains(&shim.pid) {
+                warn!(container = %shim.id, pid = shim.pid, "killing a start the last daemon left unfinished");
+                cove_runtime::kill_shim_group(shim.pid).await;
+            }
+        }
     }
 
     /// Removes runtime containers, network attachments and mounts that no

@@ -79,6 +79,9 @@ pub struct ServerArgs {
     #[arg(long, env = "COVE_MAX_UPLOAD_BYTES", default_value_t = cove_api::DEFAULT_MAX_UPLOAD_BYTES,
         value_parser = clap::value_parser!(u64).range(1..))]
     max_upload_bytes: u64,
+    /// The runc binary. Found in /usr/sbin, /usr/bin, /usr/local/sbin or /usr/local/bin when unset.
+    #[arg(long, env = "COVE_RUNC")]
+    runc: Option<PathBuf>,
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
@@ -89,6 +92,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             "--build-ca-bundle {} is not a readable file",
             ca.display()
         );
+    }
+    if let Some(runc) = &args.runc {
+        anyhow::ensure!(runc.is_file(), "--runc {} is not a file", runc.display());
     }
     let data_dir = &args.data_dir;
     std::fs::create_dir_all(data_dir)
@@ -207,7 +213,10 @@ fn runtimes(
     data_dir: &Path,
     shim: PathBuf,
 ) -> Result<Arc<cove_runtime::Runtimes>> {
-    let runc = cove_runtime::Runc::new(data_dir.join("runc"), shim.clone());
+    let mut runc = cove_runtime::Runc::new(data_dir.join("runc"), shim.clone());
+    if let Some(binary) = &args.runc {
+        runc = runc.with_binary(binary.clone());
+    }
     let gvisor = cove_runtime::find_runsc().map(|runsc| {
         info!(runsc = %runsc.display(), platform = %args.gvisor_platform, "gVisor isolation available");
         cove_runtime::Runc::gvisor(data_dir.join("runsc"), shim, runsc, &args.gvisor_platform)

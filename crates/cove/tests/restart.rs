@@ -69,6 +69,105 @@ fn kill_9_and_restart_loses_nothing() {
     d.wait_serving(&c, 8000, "/");
 }
 
+/// runc, except that each container start pauses inside runc (a createRuntime hook) after
+/// touching `<dir>/in-hook-<container id>`: the window in which runc's list does not show the
+/// container yet.
+const SLOW_RUNC: &str = r#"#!/bin/sh
+prev=""; bundle=""
+for a in "$@"; do [ "$prev" = --bundle ] && bundle=$a; prev=$a; done
+if [ -n "$bundle" ]; then
+python3 - "$bundle/config.json" "$(dirname "$0")/in-hook-$(basename "$bundle")" <<'PY'
+import json, sys
+path, marker = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+hook = {"path": "/bin/sh", "args": ["sh", "-c", "touch '%s'; sleep 4" % marker]}
+c.setdefault("hooks", {}).setdefault("createRuntime", []).append(hook)
+json.dump(c, open(path, "w"))
+PY
+fi
+exec RUNC "$@"
+"#;
+
+#[test]
+fn starts_in_flight_when_the_daemon_dies_leave_no_container() {
+    let dir = tempdir("cove-test-slow-runc");
+    let wrapper = dir.join("runc");
+    let real = [
+        "/usr/sbin/runc",
+        "/usr/bin/runc",
+        "/usr/local/sbin/runc",
+        "/usr/local/bin/runc",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("runc is installed");
+    std::fs::write(&wrapper, SLOW_RUNC.replace("RUNC", real)).unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut d = Daemon::start_with(DaemonOpts {
+        extra_server_args: vec!["--runc".into(), wrapper.display().to_string()],
+        ..Default::default()
+    });
+    let img = registry().image("latest");
+    let quiet = |mut c: Command| {
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // A pod (its container has a row) and a build step (its container has none).
+    let mut clients = [
+        quiet(d.cli_command(&[
+            "run",
+            "--image",
+            &img,
+            "--ports",
+            "8000",
+            "--keep-warm-seconds",
+            "-1",
+        ])),
+        quiet(d.cli_command(&["image", "build", "--base", &img, "--command", "sleep 30"])),
+    ];
+    // The daemon dies while runc is in the middle of both starts: their shims live on.
+    wait_until("runc to be inside both starts", LONG, || {
+        let n = std::fs::read_dir(&dir).unwrap().flatten().count();
+        (n == 3).then_some(())
+    });
+    d.kill9();
+    for c in &mut clients {
+        assert!(!c.wait().unwrap().success());
+    }
+    d.restart();
+    // Past the moment the old starts would have finished: neither container runs anywhere.
+    std::thread::sleep(Duration::from_secs(6));
+    let all = d.list(true);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].status, ContainerStatus::Failed, "{all:?}");
+    let o = Command::new("runc")
+        .arg("--root")
+        .arg(d.data_dir.join("runc"))
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    let runc = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(runc.trim(), "", "runc still has containers");
+    let left = d.leftovers_of(&all[0].id);
+    assert!(left.is_empty(), "{left:?}");
+    let log = d.log();
+    assert!(!log.contains("runtime delete failed"), "{log}");
+    assert_eq!(
+        log.matches("killing a start the last daemon left unfinished")
+            .count(),
+        2,
+        "{log}"
+    );
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn sigterm_leaves_pods_running_and_the_next_start_adopts_them() {
     let mut d = Daemon::start();
