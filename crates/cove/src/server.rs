@@ -215,7 +215,7 @@ fn runtimes(
 ) -> Result<Arc<cove_runtime::Runtimes>> {
     let mut runc = cove_runtime::Runc::new(data_dir.join("runc"), shim.clone());
     if let Some(binary) = &args.runc {
-        runc = runc.with_binary(binary.clone());
+        runc = runc.with_runc_binary(binary.clone());
     }
     let gvisor = cove_runtime::find_runsc().map(|runsc| {
         info!(runsc = %runsc.display(), platform = %args.gvisor_platform, "gVisor isolation available");

@@ -67,12 +67,6 @@ struct ListEntry {
 }
 
 impl Runc {
-    /// This runtime with `binary` instead of the runc found on the usual paths.
-    pub fn with_binary(mut self, binary: PathBuf) -> Self {
-        self.runc = binary;
-        self
-    }
-
     /// `root`: runc's state dir (e.g. `<data-dir>/runc`); `shim_exe`: the `cove` binary, which
     /// must dispatch `cove shim ...` to [`crate::shim_main`].
     pub fn new(root: PathBuf, shim_exe: PathBuf) -> Self {
