@@ -66,11 +66,31 @@ pub async fn kill_shim_group(pid: i32) {
     let _ = killpg(group, Signal::SIGKILL);
     let _ = kill(group, Signal::SIGKILL);
     let deadline = Instant::now() + GONE_TIMEOUT;
-    // Signal 0 to the group fails with ESRCH once no member is left (zombies count until reaped,
-    // which init does for these re-parented processes).
-    while killpg(group, None) != Err(Errno::ESRCH) && Instant::now() < deadline {
+    while group_has_live_member(pid) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Whether any process of process group `pgid` is alive. Zombies do not count: the killed
+/// processes were re-parented away from this daemon, and whoever reaps them may be slow to.
+fn group_has_live_member(pgid: i32) -> bool {
+    if killpg(Pid::from_raw(pgid), None) == Err(Errno::ESRCH) {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // "<pid> (<comm>) <state> <ppid> <pgrp> ...": comm may hold spaces, so split after ')'.
+        let mut rest = stat
+            .rsplit_once(')')
+            .map_or("", |(_, r)| r)
+            .split_whitespace();
+        let state = rest.next();
+        let pgrp = rest.nth(1).and_then(|g| g.parse::<i32>().ok());
+        pgrp == Some(pgid) && !matches!(state, Some("Z" | "X") | None)
+    })
 }
 
 #[cfg(test)]
@@ -116,5 +136,26 @@ mod tests {
         ]);
         assert_eq!(shim_of(&id_mismatch, dir), None);
         assert_eq!(shim_of(b"", dir), None);
+    }
+
+    #[test]
+    fn a_group_of_only_zombies_is_gone() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("spawning sleep");
+        let pgid = child.id() as i32;
+        assert!(group_has_live_member(pgid));
+        kill(Pid::from_raw(pgid), Signal::SIGKILL).expect("kill");
+        // Killed but not reaped yet: a zombie, which no longer counts.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while group_has_live_member(pgid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!group_has_live_member(pgid));
+        child.wait().expect("reaping sleep");
+        assert!(!group_has_live_member(pgid));
     }
 }
