@@ -5,7 +5,7 @@ fork-per-request server.
 """
 import base64, json, os, re, shutil, socket, struct, subprocess, time
 
-from common import COVE, ROOT, pct, rss_kb, wait_200
+from common import COVE, ROOT, free_port, pct, rss_kb, wait_200
 
 SERVER_TARGET = os.path.join(ROOT, "target", "bench-server-target")
 
@@ -55,18 +55,63 @@ def wrk(url, conns, seconds, host=None):
             "socket_errors": socket_errors.group(1).strip() if socket_errors else ""}
 
 
+NGINX_CONF = """worker_processes auto;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream pod {{ server {upstream}; keepalive 256; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://pod; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+"""
+
+
+class Nginx:
+    """nginx as a reverse proxy in front of the same pod: a reference for what a mature proxy
+    (C, one worker per core, keep-alive upstreams) gets on this machine. None if not installed."""
+
+    def __init__(self, work, upstream):
+        self.conf = os.path.join(work, "nginx.conf")
+        self.port = free_port()
+        with open(self.conf, "w") as f:
+            f.write(NGINX_CONF.format(work=work, upstream=upstream, port=self.port))
+        subprocess.run(["nginx", "-c", self.conf], check=True, capture_output=True)
+        if not wait_200(self.port):
+            self.close()
+            raise SystemExit("nginx never answered")
+
+    def close(self):
+        subprocess.run(["nginx", "-c", self.conf, "-s", "stop"], capture_output=True)
+
+
 def bench_wrk(env, c, host, seconds=5):
-    """wrk through the gateway vs straight to the pod, at 1, 64 and 256 connections."""
+    """wrk through the gateway, through nginx (a reference proxy) and straight to the pod, at
+    1, 64 and 256 connections."""
     if not shutil.which("wrk"):
         return {"error": "wrk not installed"}
+    nginx = Nginx(env.work, f"{c['address']}:8000") if shutil.which("nginx") else None
     out = {}
-    for conns in (1, 64, 256):
-        direct = wrk(f"http://{c['address']}:8000/", conns, seconds)
-        via = wrk(f"http://127.0.0.1:{env.gw_port}/", conns, seconds, host=host)
-        out[str(conns)] = {"direct": direct, "gateway": via,
-                           "rps_ratio": round(via["rps"] / direct["rps"], 2) if direct["rps"] else None,
-                           "added_p50_ms": round(via["p50_ms"] - direct["p50_ms"], 3),
-                           "added_p99_ms": round(via["p99_ms"] - direct["p99_ms"], 3)}
+    try:
+        for conns in (1, 64, 256):
+            direct = wrk(f"http://{c['address']}:8000/", conns, seconds)
+            via = wrk(f"http://127.0.0.1:{env.gw_port}/", conns, seconds, host=host)
+            out[str(conns)] = {"direct": direct, "gateway": via,
+                               "rps_ratio": round(via["rps"] / direct["rps"], 2) if direct["rps"] else None,
+                               "added_p50_ms": round(via["p50_ms"] - direct["p50_ms"], 3),
+                               "added_p99_ms": round(via["p99_ms"] - direct["p99_ms"], 3)}
+            if nginx:
+                ref = wrk(f"http://127.0.0.1:{nginx.port}/", conns, seconds)
+                out[str(conns)].update({
+                    "nginx": ref, "nginx_rps_ratio": round(ref["rps"] / direct["rps"], 2) if direct["rps"] else None,
+                    "nginx_added_p99_ms": round(ref["p99_ms"] - direct["p99_ms"], 3),
+                    "gateway_vs_nginx_rps": round(via["rps"] / ref["rps"], 2) if ref["rps"] else None})
+    finally:
+        if nginx:
+            nginx.close()
     return out
 
 

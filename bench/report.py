@@ -7,14 +7,20 @@ from xml.sax.saxutils import escape
 def rows(res):
     """(measure, figure text, target text, score) with score = figure / limit for a
     "≤" target and limit / figure for a "≥" one, so ≤ 1 means met."""
-    c, f = res["cove_run"], res["bare_runc"]
-    out = [("create → first byte p50 / bare runc", f"{c['p50_ms'] / f['p50_ms']:.2f}× ({c['p50_ms']} vs {f['p50_ms']} ms)",
-            "≤ 1.3×", c["p50_ms"] / f["p50_ms"] / 1.3)]
+    # The target's measure starts at the API call (`cove_api`); `cove run` adds the CLI
+    # process and is what compares with `podman run`, another CLI process.
+    c, f = res.get("cove_api", res["cove_run"]), res["bare_runc"]
+    cli = res["cove_run"]
+    out = [("create → first byte p50 (API call) / bare runc",
+            f"{c['p50_ms'] / f['p50_ms']:.2f}× ({c['p50_ms']} vs {f['p50_ms']} ms)",
+            "≤ 1.3×", c["p50_ms"] / f["p50_ms"] / 1.3),
+           ("create → first byte p50 (`cove run` CLI) / bare runc",
+            f"{cli['p50_ms'] / f['p50_ms']:.2f}× ({cli['p50_ms']} ms)", "(report)", None)]
     if "p50_ms" in res["podman"]:
         p = res["podman"]["p50_ms"]
-        out.append(("create → first byte p50 / podman", f"{c['p50_ms'] / p:.2f}× ({p} ms)", "≤ 0.33×",
-                    c["p50_ms"] / p * 3))
-    out.append(("create → first byte p99 / own p50", f"{c['p99_ms'] / c['p50_ms']:.2f}×", "≤ 2×",
+        out.append(("create → first byte p50 (`cove run`) / `podman run`", f"{cli['p50_ms'] / p:.2f}× ({p} ms)",
+                    "≤ 0.33×", cli["p50_ms"] / p * 3))
+    out.append(("create → first byte p99 / own p50 (API call)", f"{c['p99_ms'] / c['p50_ms']:.2f}×", "≤ 2×",
                 c["p99_ms"] / c["p50_ms"] / 2))
     b = res["burst"]
     out.append((f"{b['pods']}-pod burst until all answer", f"{b['all_answered_ms'] / 1000:.2f} s, {b['failures']} failed",
@@ -29,6 +35,10 @@ def rows(res):
                     0.9 / w64["rps_ratio"] if w64["rps_ratio"] else 9.9))
         out.append(("gateway p99 added at 64 conns", f"{w64['added_p99_ms']:.2f} ms", "≤ 1 ms",
                     max(w64["added_p99_ms"], 0.01) / 1.0))
+        if "nginx" in w64:
+            out.append(("nginx (reference proxy) req/s at 64 conns / direct",
+                        f"{w64['nginx_rps_ratio']:.2f}× (the gateway: {w64['gateway_vs_nginx_rps']:.2f}× nginx)",
+                        "(report)", None))
     if "stream" in g:
         s = g["stream"]
         out.append(("1 GiB stream throughput / direct", f"{s['throughput_ratio']:.2f}× ({s['gateway_mb_s']} MB/s)",

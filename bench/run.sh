@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman wrk >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman wrk nginx-light >/dev/null
 cargo build --release -q -p cove
 python3 bench/bench.py "$@"
