@@ -127,7 +127,7 @@ impl TokenCache {
         }
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(|e| TokenError::Random(e.to_string()))?;
-        let secret = format!("cove_{}", hex::encode(raw));
+        let secret = format!("{}{}", cove_types::TOKEN_PREFIX, hex::encode(raw));
         let row = TokenRow {
             id: format!("tok-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             name: name.to_string(),

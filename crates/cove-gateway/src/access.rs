@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use cove_types::Scope;
-use hyper::header::{self, HeaderMap};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::Method;
 
 use crate::headers::{cookie_values, is_navigation, remove_cookie};
@@ -155,6 +155,7 @@ pub fn authorize(
 ) -> Result<Granted, Refused> {
     let valid = |t: &str| access.scope_of(t).is_some_and(|s| s.can_access(workspace));
     let (forward, from_query) = split_auth_param(ask.forward);
+    let from_header = bearer(headers).is_some();
     // The token to turn into a cookie: a valid one that came in the URL.
     let from_url = match (bearer(headers), from_query) {
         (Some(t), _) => valid(&t).then_some(None).ok_or(Denied::Invalid)?,
@@ -174,7 +175,11 @@ pub fn authorize(
         }
     };
     let redirect = from_url.filter(|t| cookie_safe(t) && is_navigation(ask.method, headers));
-    scrub(headers);
+    if from_header {
+        // It was the credential; any other `Authorization` scheme is the app's and stays.
+        headers.remove(header::AUTHORIZATION);
+    }
+    scrub(access, headers);
     Ok(match redirect {
         Some(token) => Granted::Redirect {
             location: same_origin_path(split_auth_param(ask.original).0),
@@ -184,11 +189,24 @@ pub fn authorize(
     })
 }
 
-/// Removes what may carry a token from headers bound for any pod, guarded or not: the
-/// `Authorization` header, the [`AUTH_COOKIE`] cookie, and `auth_token` in a `Referer`
-/// (dropped whole if it still names `auth_token` some other way).
-pub fn scrub(headers: &mut HeaderMap) {
-    headers.remove(header::AUTHORIZATION);
+/// Removes what may carry a Cove token from headers bound for any pod, guarded or not: an
+/// `Authorization: Bearer` holding one (a daemon token, or anything this daemon's tokens would
+/// accept), the [`AUTH_COOKIE`] cookie, and `auth_token` in a `Referer` (dropped whole if it
+/// still names `auth_token` some other way). Any other `Authorization` is the app's own (Basic,
+/// Jupyter's `token`, its own bearer tokens) and goes through.
+pub fn scrub(access: &Access, headers: &mut HeaderMap) {
+    let cove_token = |v: &HeaderValue| {
+        bearer_value(v).is_some_and(|t| {
+            t.starts_with(cove_types::TOKEN_PREFIX) || access.scope_of(&t).is_some()
+        })
+    };
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .any(cove_token)
+    {
+        headers.remove(header::AUTHORIZATION);
+    }
     remove_cookie(headers, AUTH_COOKIE);
     let mentions = |v: &[u8]| {
         v.windows(AUTH_PARAM.len())
@@ -240,7 +258,12 @@ fn same_origin_path(path: String) -> String {
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    bearer_value(headers.get(header::AUTHORIZATION)?)
+}
+
+/// The token of one `Authorization` value if its scheme is `Bearer`.
+fn bearer_value(v: &HeaderValue) -> Option<String> {
+    let v = v.to_str().ok()?.trim();
     let (scheme, token) = v.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
@@ -494,11 +517,12 @@ mod tests {
 
     #[test]
     fn scrub_removes_every_copy_of_the_token() {
-        let mut h = headers(Some("Bearer x"));
+        let a = access();
+        let mut h = headers(Some("Bearer cove_x"));
         h.insert(header::COOKIE, "cove_auth=x".parse().unwrap());
         h.append(header::REFERER, "http://p/?AUTH_TOKEN=x".parse().unwrap());
         h.append(header::REFERER, "http://p/a?b=1".parse().unwrap());
-        scrub(&mut h);
+        scrub(&a, &mut h);
         assert!(h.get(header::AUTHORIZATION).is_none());
         assert!(h.get(header::COOKIE).is_none());
         let refs: Vec<_> = h.get_all(header::REFERER).iter().collect();
@@ -509,8 +533,30 @@ mod tests {
         );
         let mut h = headers(None);
         h.insert(header::REFERER, "http://p/a?b=1".parse().unwrap());
-        scrub(&mut h);
+        scrub(&a, &mut h);
         assert_eq!(h.get(header::REFERER).unwrap(), "http://p/a?b=1");
+        // A token this daemon accepts, whatever it looks like, even as a second header.
+        let mut h = headers(Some("Basic dTpw"));
+        h.append(header::AUTHORIZATION, "bearer admin".parse().unwrap());
+        scrub(&a, &mut h);
+        assert!(h.get(header::AUTHORIZATION).is_none());
+    }
+
+    #[test]
+    fn the_apps_own_authorization_goes_through() {
+        let a = access();
+        for own in ["Basic dTpw", "token 0123abcd", "Bearer app-issued"] {
+            let mut h = headers(Some(own));
+            scrub(&a, &mut h);
+            assert_eq!(h.get(header::AUTHORIZATION).unwrap(), own, "public pod");
+            // A guarded pod reached with the cookie: the app's header is not the credential.
+            if !own.starts_with("Bearer") {
+                let mut h = headers(Some(own));
+                h.insert(header::COOKIE, "cove_auth=ta".parse().unwrap());
+                assert!(fwd(&a, &mut h, "/").is_ok());
+                assert_eq!(h.get(header::AUTHORIZATION).unwrap(), own, "guarded pod");
+            }
+        }
     }
 
     #[test]

@@ -145,7 +145,7 @@ async fn forward(
     } else {
         // A public pod may have been an authorized one on this URL before: whatever a
         // browser still holds for it is not the pod's to see.
-        access::scrub(req.headers_mut());
+        access::scrub(state.routes.access(), req.headers_mut());
     }
 
     let not_found = || {

@@ -27,6 +27,7 @@ pub use sync::{
 };
 pub use tokens::{
     validate_workspace, CreateTokenRequest, CreatedToken, Scope, TokenInfo, DEFAULT_WORKSPACE,
+    TOKEN_PREFIX,
 };
 
 /// Default idle timeout of a pod, in seconds (the guide's "10 minutes").

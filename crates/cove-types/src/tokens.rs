@@ -7,6 +7,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// How every token the daemon makes begins (the admin token and workspace tokens alike), so
+/// one is recognisable wherever it turns up (the gateway keeps such headers from pods).
+pub const TOKEN_PREFIX: &str = "cove_";
+
 /// The workspace of whatever the admin token creates, and of rows made before workspaces.
 pub const DEFAULT_WORKSPACE: &str = "default";
 

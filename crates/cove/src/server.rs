@@ -298,7 +298,8 @@ fn load_or_create_token(path: &Path) -> Result<String> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
     let token = format!(
-        "cove_{}{}",
+        "{}{}{}",
+        cove_types::TOKEN_PREFIX,
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );

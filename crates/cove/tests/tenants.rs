@@ -410,6 +410,21 @@ fn authorized_pods_need_a_token_of_their_workspace_and_never_see_it() {
         ),
         "ok"
     );
+    // ...except a Cove token, which no pod is given.
+    assert_eq!(
+        wait_ok(&d, &open_host, "/cove", &[("Authorization", &bearer(&b))]),
+        "ok"
+    );
+    let log = wait_until("the public pod to log the requests", LONG, || {
+        let log = ok(&cli_as(&d, &b, &["container", "logs", &open.id]));
+        log.contains("GET /cove ").then_some(log)
+    });
+    assert!(log.contains("GET /?auth_token=mine HTTP/1.1"), "{log}");
+    assert!(
+        log.to_lowercase().contains("authorization: bearer own"),
+        "the app's own Authorization is the app's: {log}"
+    );
+    assert!(!log.contains(&b[5..]), "the pod saw a secret: {log}");
 
     // An authorized deployment: guarded by its stable URL, also while scaled to zero.
     let dep = deploy_as(
