@@ -10,16 +10,6 @@ use common::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// The reference in the `=> Built <reference>` line.
-#[track_caller]
-fn built_reference(out: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix("=> Built "))
-        .unwrap_or_else(|| panic!("no `=> Built` line in:\n{out}"))
-        .trim()
-        .to_string()
-}
-
 fn image_refs(d: &Daemon) -> Vec<String> {
     let out = ok(&d.cli(&["image", "list", "--format", "json"]));
     let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
@@ -203,39 +193,13 @@ fn bad_build_requests_are_refused_clearly() {
     assert!(image_refs(&d).iter().all(|r| !r.contains("cove-build")));
 }
 
-/// The SDK's Debian image with python3 (no pip) as an OCI layout, built and cached by
-/// `sdk/python/tests/images/build-python-image.sh`; `None` (with the reason) when it cannot be.
-fn python_image_layout() -> Option<std::path::PathBuf> {
-    let script = scripts_dir().join("../sdk/python/tests/images/build-python-image.sh");
-    if !script.is_file() {
-        eprintln!("skipping: {} is missing", script.display());
-        return None;
-    }
-    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cove-python-image");
-    let o = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(&out)
-        .output()
-        .unwrap();
-    match o.status.code() {
-        Some(0) => Some(out),
-        Some(75) => {
-            eprintln!("skipping: the Debian mirror is unreachable: {}", stderr(&o));
-            None
-        }
-        _ => panic!("build-python-image.sh failed: {}", stderr(&o)),
-    }
-}
-
 /// Real PyPI through this host's intercepting proxy: the daemon's `--build-ca-bundle` gives
 /// build containers the host's CA bundle. pip comes from Debian's python3-pip in a first step.
 #[test]
 fn python_packages_install_from_pypi_with_the_host_ca_bundle() {
-    let ca = std::path::PathBuf::from("/etc/ssl/certs/ca-certificates.crt");
-    if !ca.is_file() {
-        eprintln!("skipping: no host CA bundle at {}", ca.display());
+    let Some(ca) = host_ca_bundle() else {
         return;
-    }
+    };
     let Some(layout) = python_image_layout() else {
         return;
     };
@@ -251,7 +215,7 @@ fn python_packages_install_from_pypi_with_the_host_ca_bundle() {
         "--reference",
         base,
     ]));
-    let pip = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null && rm -rf /var/lib/apt/lists/*";
+    let pip = APT_PIP;
     let out = ok(&d.cli(&[
         "image",
         "build",

@@ -14,11 +14,14 @@
 
 mod daemon;
 mod http;
+mod images;
 mod registry;
 mod subnet;
 
 pub use daemon::*;
 pub use http::*;
+#[allow(unused_imports)] // only the tests that build images use it
+pub use images::*;
 pub use registry::*;
 pub use subnet::*;
 
