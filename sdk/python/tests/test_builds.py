@@ -1,24 +1,13 @@
-"""Image builds through the SDK, when the daemon offers ``POST /v1/images/build``.
-
-Skipped (with the reason) against a daemon without it; test_pods.py checks the clear error then.
-"""
+"""Image builds through the SDK against a real daemon (`POST /v1/images/build`)."""
 
 from __future__ import annotations
 
-import pytest
-
-from cove import Client, Image, Pod
+from cove import Image, Pod
 
 from conftest import HTTPD, http_get, wait_until
 
 
-@pytest.fixture
-def builds(daemon) -> None:
-    if "/v1/images/build" not in Client().openapi()["paths"]:
-        pytest.skip("this daemon has no image builds yet (POST /v1/images/build)")
-
-
-def test_build_commands_then_cached(daemon, busybox, builds, capsys):
+def test_build_commands_then_cached(daemon, busybox, capsys):
     image = Image(base_image=busybox).add_commands(["echo built-by-cove | tee /www/built.txt"]).with_envs("BUILT=1")
     pod = Pod(image=image, ports=[8000], entrypoint=HTTPD)
     inst = pod.create()
@@ -47,7 +36,7 @@ def test_build_commands_then_cached(daemon, busybox, builds, capsys):
     assert again.terminate()
 
 
-def test_failing_build_step_is_ok_false(daemon, busybox, builds):
+def test_failing_build_step_is_ok_false(daemon, busybox):
     before = len(daemon.containers(all=True))
     image = Image(base_image=busybox).add_commands(["echo about-to-fail; exit 7"])
     logs = []
@@ -58,7 +47,7 @@ def test_failing_build_step_is_ok_false(daemon, busybox, builds):
     assert len(daemon.containers(all=True)) == before
 
 
-def test_deploy_spec_builds_the_image(daemon, busybox, builds, tmp_path):
+def test_deploy_spec_builds_the_image(daemon, busybox, tmp_path):
     import json
     import subprocess
     import sys

@@ -19,7 +19,6 @@ from cove import (
     CoveBadRequestError,
     CoveConnectionError,
     CoveError,
-    CoveUnsupportedError,
     Image,
     Pod,
 )
@@ -180,17 +179,6 @@ def test_bad_token_raises(daemon, busybox):
         Pod(image=busybox, client=client).create()
 
 
-def test_build_steps_need_daemon_support(daemon, busybox):
-    before = len(daemon.containers(all=True))
-    has_builds = "/v1/images/build" in Client().openapi()["paths"]
-    image = Image(base_image=busybox).add_python_packages(["requests"]).add_commands(["echo hi"])
-    if has_builds:
-        pytest.skip("this daemon builds images; covered by the build tests")
-    with pytest.raises(CoveUnsupportedError, match="image builds are not supported by this daemon yet"):
-        Pod(image=image, ports=[8000]).create()
-    assert len(daemon.containers(all=True)) == before
-
-
 def test_image_env_vars_reach_pod_without_build(daemon, busybox):
     image = Image(base_image=busybox).with_envs({"FROM_IMAGE": "1", "BOTH": "image"})
     pod = Pod(image=image, env={"BOTH": "pod"}, entrypoint=["sh", "-c", "env; exec sleep 300"])
@@ -202,26 +190,12 @@ def test_image_env_vars_reach_pod_without_build(daemon, busybox):
     assert inst.terminate()
 
 
-def test_authorized_needs_daemon_support(daemon, busybox):
-    props = Client().schema("CreatePodRequest").get("properties", {})
-    if "authorized" in props:
-        pytest.skip("this daemon supports authorized pods")
-    with pytest.raises(CoveUnsupportedError, match="authorized=True is not supported"):
-        Pod(image=busybox, authorized=True).create()
-
-
-def test_deploy_needs_a_name_and_daemon_support(daemon, busybox):
+def test_deploy_needs_a_name(daemon, busybox):
     with pytest.raises(CoveError, match=r"a deployment needs a name: Pod\(name=\.\.\.\)"):
         Pod(image=busybox).deploy()
-    if "/v1/deployments" in Client().openapi()["paths"]:
-        pytest.skip("this daemon has deployments: test_deploy covers them")
-    with pytest.raises(CoveUnsupportedError, match="deployments are not supported by this daemon yet"):
-        Pod(image=busybox, name="my-deployed-pod").deploy()
 
 
 def test_deploy(daemon, busybox, tmp_path, capsys):
-    if "/v1/deployments" not in Client().openapi()["paths"]:
-        pytest.skip("this daemon has no deployments yet (POST /v1/deployments)")
     name = f"sdk-{os.getpid()}"
     pod = Pod(name=name, image=busybox, ports=[8000], entrypoint=HTTPD, keep_warm_seconds=60)
     dep = pod.deploy()
