@@ -197,24 +197,10 @@ fn bad_build_requests_are_refused_clearly() {
 /// build containers the host's CA bundle. pip comes from Debian's python3-pip in a first step.
 #[test]
 fn python_packages_install_from_pypi_with_the_host_ca_bundle() {
-    let Some(ca) = host_ca_bundle() else {
+    let Some(d) = python_build_daemon() else {
         return;
     };
-    let Some(layout) = python_image_layout() else {
-        return;
-    };
-    let d = Daemon::start_with(DaemonOpts {
-        build_ca_bundle: Some(ca),
-        ..Default::default()
-    });
-    let base = "localhost/cove-test/python:latest";
-    ok(&d.cli(&[
-        "image",
-        "import",
-        layout.to_str().unwrap(),
-        "--reference",
-        base,
-    ]));
+    let base = PYTHON_BASE;
     let pip = APT_PIP;
     let out = ok(&d.cli(&[
         "image",

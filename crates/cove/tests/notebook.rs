@@ -17,29 +17,14 @@ const JUPYTER: &str = "jupyter server --ip=0.0.0.0 --port=8888 --allow-root \
 
 #[test]
 fn a_real_jupyter_server_runs_code_through_the_gateway() {
-    let Some(ca) = host_ca_bundle() else {
+    let Some(d) = python_build_daemon() else {
         return;
     };
-    let Some(layout) = python_image_layout() else {
-        return;
-    };
-    let d = Daemon::start_with(DaemonOpts {
-        build_ca_bundle: Some(ca),
-        ..Default::default()
-    });
-    let base = "localhost/cove-test/python:latest";
-    ok(&d.cli(&[
-        "image",
-        "import",
-        layout.to_str().unwrap(),
-        "--reference",
-        base,
-    ]));
     let out = ok(&d.cli(&[
         "image",
         "build",
         "--base",
-        base,
+        PYTHON_BASE,
         "--command",
         APT_PIP,
         "--python-packages",

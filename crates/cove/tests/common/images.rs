@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{scripts_dir, stderr};
+use super::{ok, scripts_dir, stderr, Daemon, DaemonOpts};
 
 /// The reference in a build's `=> Built <reference>` line.
 #[track_caller]
@@ -51,4 +51,21 @@ pub fn host_ca_bundle() -> Option<PathBuf> {
         eprintln!("skipping: no host CA bundle at {}", ca.display());
         None
     }
+}
+
+/// Where [`python_build_daemon`] imports the python image.
+pub const PYTHON_BASE: &str = "localhost/cove-test/python:latest";
+
+/// A daemon whose build steps reach PyPI (the host's CA bundle) with the python image imported
+/// as [`PYTHON_BASE`]; `None` (with the reason) when the host has no bundle or no image.
+pub fn python_build_daemon() -> Option<Daemon> {
+    let ca = host_ca_bundle()?;
+    let layout = python_image_layout()?;
+    let d = Daemon::start_with(DaemonOpts {
+        build_ca_bundle: Some(ca),
+        ..Default::default()
+    });
+    let layout = layout.to_str().expect("a UTF-8 path");
+    ok(&d.cli(&["image", "import", layout, "--reference", PYTHON_BASE]));
+    Some(d)
 }
