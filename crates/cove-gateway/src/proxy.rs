@@ -169,6 +169,10 @@ async fn forward(
     // Counted from here until the response body ends or the tunnel closes.
     let guard = target.activity.start();
 
+    // The gateway answers in its own HTTP version, the client's (RFC 9110 §6.2), whatever the
+    // pod spoke: an HTTP/1.0 pod (Python's http.server) would otherwise make hyper answer
+    // HTTP/1.0 and close every client connection after one response.
+    let client_version = req.version();
     let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let upstream_req = match rewrite(req, &target, &resolved, host.as_deref(), peer, proto) {
@@ -205,6 +209,7 @@ async fn forward(
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
+    parts.version = client_version;
     Response::from_parts(parts, GuardedBody::new(body, guard).boxed())
 }
 

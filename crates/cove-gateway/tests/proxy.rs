@@ -250,3 +250,73 @@ async fn bind_reports_address_in_use() {
         .expect("bind must fail");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+/// A pod that speaks HTTP/1.0 and closes after each response (Python's http.server): the
+/// client still gets HTTP/1.1 answers on one kept-alive connection.
+#[tokio::test]
+async fn an_http_1_0_pod_is_answered_in_http_1_1_with_keep_alive() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let dir = tmp();
+    let routes = Routes::default();
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let up = upstream.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = upstream.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                // No Content-Length: the body ends when the connection does.
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold server")
+                    .await;
+            });
+        }
+    });
+    route(&routes, STUB, vec![up]);
+    let gw = start_gateway(config(dir.path(), false, DEFAULT_RETRY), routes).await;
+    let host = pod_host(STUB, up, gw.addr);
+    let conn = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
+    let mut conn = BufReader::new(conn);
+    for _ in 0..2 {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        conn.get_mut()
+            .write_all(req.as_bytes())
+            .await
+            .expect("write");
+        let mut status = String::new();
+        conn.read_line(&mut status).await.expect("status line");
+        assert_eq!(status.trim_end(), "HTTP/1.1 200 OK");
+        let mut chunked = false;
+        loop {
+            let mut line = String::new();
+            conn.read_line(&mut line).await.expect("header");
+            if line.trim_end().is_empty() {
+                break;
+            }
+            let l = line.to_ascii_lowercase();
+            assert!(!l.starts_with("connection: close"), "{line}");
+            chunked |= l.starts_with("transfer-encoding: chunked");
+        }
+        assert!(
+            chunked,
+            "a body of unknown length goes chunked to an HTTP/1.1 client"
+        );
+        // "a\r\nold server\r\n0\r\n\r\n"
+        let mut body = String::new();
+        for _ in 0..4 {
+            conn.read_line(&mut body).await.expect("chunk");
+        }
+        assert!(body.contains("old server"), "{body:?}");
+    }
+    gw.shutdown().await;
+}
