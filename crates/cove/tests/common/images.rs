@@ -65,7 +65,13 @@ pub fn python_build_daemon() -> Option<Daemon> {
         build_ca_bundle: Some(ca),
         ..Default::default()
     });
+    import_python_image(&d, &layout);
+    Some(d)
+}
+
+/// Imports the python image `layout` into `d` as [`PYTHON_BASE`].
+#[track_caller]
+pub fn import_python_image(d: &Daemon, layout: &std::path::Path) {
     let layout = layout.to_str().expect("a UTF-8 path");
     ok(&d.cli(&["image", "import", layout, "--reference", PYTHON_BASE]));
-    Some(d)
 }

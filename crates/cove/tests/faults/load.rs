@@ -89,14 +89,27 @@ fn a_hundred_concurrent_creates_all_succeed_or_fail_cleanly() {
     assert!(failed.is_empty(), "creates failed: {failed:?}");
 }
 
+/// A threaded Python HTTP server whose listen backlog takes a burst of 1,000 connections (busybox
+/// httpd listens with a backlog of 9: a burst overflows it, the kernel drops SYNs and the
+/// clients' retransmissions stretch over minutes, whoever connects, the gateway or a client
+/// straight at the pod).
+const BURST_SERVER: &str = "python3 -c \"import http.server as h, os; os.chdir('/tmp'); \
+     open('index.html', 'w').write('Hello from a Cove pod'); \
+     h.ThreadingHTTPServer.request_queue_size = 2048; \
+     h.ThreadingHTTPServer(('', 8000), h.SimpleHTTPRequestHandler).serve_forever()\"";
+
 #[test]
 fn a_thousand_concurrent_gateway_connections_are_all_answered() {
     const N: usize = 1000;
+    let Some(layout) = python_image_layout() else {
+        return;
+    };
     // The daemon starts with the open-file soft limit services commonly get (systemd: 1024), as
     // it would in production; this process, the client, raises its own to the hard limit (at most
     // 20,000) for its 1,000 sockets.
     set_nofile(1024);
     let d = Daemon::start();
+    import_python_image(&d, &layout);
     let limit = set_nofile(20_000);
     assert!(
         limit >= 2 * N as u64 + 100,
@@ -115,9 +128,18 @@ fn a_thousand_concurrent_gateway_connections_are_all_answered() {
         nofile.len() == 2 && nofile[0] == nofile[1] && nofile[0] != "1024",
         "the daemon kept its open-file soft limit: {nofile:?}"
     );
-    // busybox httpd serves the static page; 1,000 slow CGIs at once (a fork and a shell each)
-    // are more than it copes with on a loaded 2-core machine.
-    let c = d.run_httpd("-1");
+    let c = d.run_pod(&[
+        "--image",
+        PYTHON_BASE,
+        "--ports",
+        "8000",
+        "--memory",
+        "1024",
+        "--keep-warm-seconds",
+        "-1",
+        "--entrypoint",
+        BURST_SERVER,
+    ]);
     d.wait_serving(&c, 8000, "/");
     let host = Daemon::host_for(&c, 8000);
     // All N connections are open before any sends its request, and all requests are sent
