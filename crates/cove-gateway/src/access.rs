@@ -155,10 +155,14 @@ pub fn authorize(
 ) -> Result<Granted, Refused> {
     let valid = |t: &str| access.scope_of(t).is_some_and(|s| s.can_access(workspace));
     let (forward, from_query) = split_auth_param(ask.forward);
-    let from_header = bearer(headers).is_some();
     // The token to turn into a cookie: a valid one that came in the URL.
     let from_url = match (bearer(headers), from_query) {
-        (Some(t), _) => valid(&t).then_some(None).ok_or(Denied::Invalid)?,
+        (Some(t), _) => {
+            valid(&t).then_some(()).ok_or(Denied::Invalid)?;
+            // It was the credential; any other `Authorization` scheme is the app's and stays.
+            headers.remove(header::AUTHORIZATION);
+            None
+        }
         (None, Some(t)) => valid(&t).then_some(Some(t)).ok_or(Denied::Invalid)?,
         (None, None) => {
             let cookies = cookie_values(headers, AUTH_COOKIE);
@@ -175,10 +179,6 @@ pub fn authorize(
         }
     };
     let redirect = from_url.filter(|t| cookie_safe(t) && is_navigation(ask.method, headers));
-    if from_header {
-        // It was the credential; any other `Authorization` scheme is the app's and stays.
-        headers.remove(header::AUTHORIZATION);
-    }
     scrub(access, headers);
     Ok(match redirect {
         Some(token) => Granted::Redirect {

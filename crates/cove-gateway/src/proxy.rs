@@ -173,7 +173,7 @@ async fn forward(
     // pod spoke: an HTTP/1.0 pod (Python's http.server) would otherwise make hyper answer
     // HTTP/1.0 and close every client connection after one response.
     let client_version = req.version();
-    let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
+    let upgrade = client_version == Version::HTTP_11 && wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let upstream_req = match rewrite(req, &target, &resolved, host.as_deref(), peer, proto) {
         Ok(r) => r,
