@@ -6,7 +6,10 @@ set -euo pipefail
 PACKAGES=(
   runc runsc busybox-static docker-registry skopeo umoci
   iproute2 nftables iptables kmod procps util-linux
-  curl ca-certificates build-essential pkg-config python3 git
+  curl ca-certificates build-essential pkg-config python3 python3-venv git
+  e2fsprogs tar sqlite3
+  # only the tests use these: the Python test image, the registry-auth test's htpasswd file
+  debootstrap apache2-utils
 )
 
 if [[ $(id -u) -ne 0 ]]; then
