@@ -195,11 +195,7 @@ pub fn authorize(
 /// still names `auth_token` some other way). Any other `Authorization` is the app's own (Basic,
 /// Jupyter's `token`, its own bearer tokens) and goes through.
 pub fn scrub(access: &Access, headers: &mut HeaderMap) {
-    let cove_token = |v: &HeaderValue| {
-        bearer_value(v).is_some_and(|t| {
-            t.starts_with(cove_types::TOKEN_PREFIX) || access.scope_of(&t).is_some()
-        })
-    };
+    let cove_token = |v: &HeaderValue| bearer_value(v).is_some_and(|t| is_cove_token(access, &t));
     if headers
         .get_all(header::AUTHORIZATION)
         .iter()
@@ -226,6 +222,20 @@ pub fn scrub(access: &Access, headers: &mut HeaderMap) {
             }
         }
     }
+}
+
+/// The path to forward to a public pod: `path?query` without an `auth_token` parameter that
+/// holds a Cove token (a URL that belonged to an authorized pod, or a link someone pasted, may
+/// still carry one), as [`scrub`] does for `Authorization`. An app's own `auth_token` values
+/// go through.
+pub fn strip_auth_param(access: &Access, path_and_query: &str) -> String {
+    split_auth_param_where(path_and_query, |t| is_cove_token(access, t)).0
+}
+
+/// A daemon token (they all start with [`cove_types::TOKEN_PREFIX`]), or anything this
+/// daemon's tokens would accept.
+fn is_cove_token(access: &Access, token: &str) -> bool {
+    token.starts_with(cove_types::TOKEN_PREFIX) || access.scope_of(token).is_some()
 }
 
 /// The `Set-Cookie` value that stores `token`, or (for `None`) clears the cookie.
@@ -273,6 +283,15 @@ fn bearer_value(v: &HeaderValue) -> Option<String> {
 /// parameter's (last non-empty, percent-decoded) value. Other parameters keep their order
 /// and exact bytes.
 fn split_auth_param(path_and_query: &str) -> (String, Option<String>) {
+    split_auth_param_where(path_and_query, |_| true)
+}
+
+/// [`split_auth_param`], removing only the `auth_token` parameters whose decoded value
+/// `remove` picks; the others stay as they came.
+fn split_auth_param_where(
+    path_and_query: &str,
+    remove: impl Fn(&str) -> bool,
+) -> (String, Option<String>) {
     let Some((path, query)) = path_and_query.split_once('?') else {
         return (path_and_query.to_string(), None);
     };
@@ -280,14 +299,17 @@ fn split_auth_param(path_and_query: &str) -> (String, Option<String>) {
     let mut kept: Vec<&str> = Vec::new();
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == AUTH_PARAM {
+        // Decoded, as the app's framework would decode it (`auth%5Ftoken` is the same key).
+        if k == AUTH_PARAM || percent_decode(k) == AUTH_PARAM {
             let v = percent_decode(v);
-            if !v.is_empty() {
-                token = Some(v);
+            if remove(&v) {
+                if !v.is_empty() {
+                    token = Some(v);
+                }
+                continue;
             }
-        } else {
-            kept.push(pair);
         }
+        kept.push(pair);
     }
     let out = if kept.is_empty() {
         path.to_string()
@@ -406,6 +428,7 @@ mod tests {
         assert_eq!(ok("/x?auth_token=tb"), Err(Denied::Invalid));
         assert_eq!(ok("/x?auth_token="), Err(Denied::Missing));
         assert_eq!(ok("/x?xauth_token=ta"), Err(Denied::Missing));
+        assert_eq!(ok("/x?auth%5Ftoken=ta&k").unwrap(), "/x?k");
         // A header token wins; the query one is removed all the same.
         h.insert(header::AUTHORIZATION, "Bearer ta".parse().unwrap());
         assert_eq!(fwd(&a, &mut h, "/?auth_token=zz&k=v").unwrap(), "/?k=v");
@@ -557,6 +580,32 @@ mod tests {
                 assert_eq!(h.get(header::AUTHORIZATION).unwrap(), own, "guarded pod");
             }
         }
+    }
+
+    #[test]
+    fn a_public_pod_is_never_handed_a_token_in_its_url() {
+        let a = access();
+        let strip = |p: &str| strip_auth_param(&a, p);
+        // Any daemon token, valid or not, and any token this daemon accepts.
+        assert_eq!(strip("/x?auth_token=cove_abc"), "/x");
+        assert_eq!(strip("/x?a=1&auth_token=ta&b=%20c"), "/x?a=1&b=%20c");
+        assert_eq!(
+            strip("/x?auth_token=admin&auth_token=tb&auth_token=mine"),
+            "/x?auth_token=mine"
+        );
+        // Encoded names and values are what the app would decode them to.
+        assert_eq!(strip("/x?auth%5Ftoken=cove%5Fabc&k"), "/x?k");
+        assert_eq!(strip("/x?auth_token=c%6Fve_abc"), "/x");
+        assert_eq!(
+            strip("/x?auth_token=+ta"),
+            "/x?auth_token=+ta",
+            "' ta' is no token"
+        );
+        // The app's own values, and look-alike names, go through untouched.
+        assert_eq!(strip("/x?auth_token=mine"), "/x?auth_token=mine");
+        assert_eq!(strip("/x?xauth_token=cove_abc"), "/x?xauth_token=cove_abc");
+        assert_eq!(strip("/x"), "/x");
+        assert_eq!(strip("/x?"), "/x?");
     }
 
     #[test]

@@ -144,8 +144,9 @@ async fn forward(
         }
     } else {
         // A public pod may have been an authorized one on this URL before: whatever a
-        // browser still holds for it is not the pod's to see.
+        // browser still holds for it, or a URL still carries, is not the pod's to see.
         access::scrub(state.routes.access(), req.headers_mut());
+        resolved.path = access::strip_auth_param(state.routes.access(), &resolved.path);
     }
 
     let not_found = || {

@@ -415,11 +415,20 @@ fn authorized_pods_need_a_token_of_their_workspace_and_never_see_it() {
         wait_ok(&d, &open_host, "/cove", &[("Authorization", &bearer(&b))]),
         "ok"
     );
+    // ...nor in its URL, in either form: the URL may have belonged to an authorized pod.
+    let in_url = format!("/u?x=1&auth_token={b}&y=2");
+    assert_eq!(wait_ok(&d, &open_host, &in_url, &[]), "ok");
+    let path_form = format!("/pod/{}/8000/p?auth%5Ftoken={a}", open.stub_id);
+    assert_eq!(wait_ok(&d, "127.0.0.1", &path_form, &[]), "ok");
     let log = wait_until("the public pod to log the requests", LONG, || {
         let log = ok(&cli_as(&d, &b, &["container", "logs", &open.id]));
-        log.contains("GET /cove ").then_some(log)
+        (log.contains("GET /cove ") && log.contains("GET /u?") && log.contains("GET /p"))
+            .then_some(log)
     });
     assert!(log.contains("GET /?auth_token=mine HTTP/1.1"), "{log}");
+    assert!(log.contains("GET /u?x=1&y=2 HTTP/1.1"), "{log}");
+    assert!(log.contains("GET /p HTTP/1.1"), "{log}");
+    assert!(!log.contains(&a[5..]), "the pod saw a secret: {log}");
     assert!(
         log.to_lowercase().contains("authorization: bearer own"),
         "the app's own Authorization is the app's: {log}"
