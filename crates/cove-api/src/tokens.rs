@@ -145,14 +145,16 @@ impl TokenCache {
             last_used_at: None,
         };
         let limits = limits.map(cove_lifecycle::store_limits);
-        self.store.insert_token(&row, limits.as_ref()).map_err(|e| {
-            // Lost a race for the name with another create.
-            if self.store.token_name_taken(name).unwrap_or(false) {
-                TokenError::Taken(name.to_string())
-            } else {
-                TokenError::Store(e)
-            }
-        })?;
+        self.store
+            .insert_token(&row, limits.as_ref())
+            .map_err(|e| {
+                // Lost a race for the name with another create.
+                if self.store.token_name_taken(name).unwrap_or(false) {
+                    TokenError::Taken(name.to_string())
+                } else {
+                    TokenError::Store(e)
+                }
+            })?;
         if let Some(e) = entry_of(&row) {
             self.write().push(e);
         }
@@ -274,7 +276,10 @@ mod tests {
             Err(TokenError::Invalid(m)) => assert!(m.contains("`workspace`"), "{m}"),
             other => panic!("a token without a workspace: {other:?}"),
         }
-        assert!(matches!(c.create("Bad", None, None), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            c.create("Bad", None, None),
+            Err(TokenError::Invalid(_))
+        ));
         assert!(matches!(
             c.create("x", Some(""), None),
             Err(TokenError::Invalid(_))

@@ -63,7 +63,9 @@ pub enum Refusal {
         used: u64,
         asks: u64,
     },
-    Pool { max: u64 },
+    Pool {
+        max: u64,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -88,7 +90,7 @@ impl std::fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 fn cores(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{}", millis as f64 / 1000.0)
@@ -279,7 +281,9 @@ mod tests {
     use crate::{ContainerRow, PodRow};
 
     fn pod(id: &str, ws: &str, disk: Option<u64>) -> (PodRow, ContainerRow) {
-        let disk = disk.map(|d| format!(",\"disk_mib\":{d}")).unwrap_or_default();
+        let disk = disk
+            .map(|d| format!(",\"disk_mib\":{d}"))
+            .unwrap_or_default();
         let pod = PodRow {
             id: id.into(),
             name: None,
@@ -330,7 +334,10 @@ mod tests {
         let (p2, c2) = pod("p2", "team-a", None);
         s.insert_pod(&p2, &c2, Some(&a)).unwrap();
         let u = s.workspace_usage("team-a", 64).unwrap();
-        assert_eq!((u.pods, u.cpu_millis, u.memory_mib, u.disk_mib), (2, 1000, 256, 164));
+        assert_eq!(
+            (u.pods, u.cpu_millis, u.memory_mib, u.disk_mib),
+            (2, 1000, 256, 164)
+        );
         let (p3, c3) = pod("p3", "team-a", None);
         let err = s.insert_pod(&p3, &c3, Some(&a)).unwrap_err();
         assert_eq!(

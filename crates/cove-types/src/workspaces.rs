@@ -175,7 +175,10 @@ mod tests {
             max_memory: Some("lots".into()),
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().starts_with("max-memory \"lots\""));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .starts_with("max-memory \"lots\""));
         let bad = SetLimitsRequest {
             max_cpu: Some(Quantity::Number(-1.0)),
             ..Default::default()

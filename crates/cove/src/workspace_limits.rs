@@ -62,7 +62,11 @@ impl WorkspaceLimitArgs {
             .unwrap_or((pool / 16).max(1))
             .min(pool);
         let defaults = parsed.or(host);
-        tracing::info!(?defaults, admin_reserved_addresses = reserved, "workspace limits");
+        tracing::info!(
+            ?defaults,
+            admin_reserved_addresses = reserved,
+            "workspace limits"
+        );
         Ok(QuotaConfig {
             workspace_defaults: defaults,
             shared_pods_max: Some(pool - reserved),

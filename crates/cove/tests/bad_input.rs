@@ -208,7 +208,12 @@ fn exec_api(d: &Daemon, id: &str, cmd: &str) -> (u16, String) {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    (
+        status,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
 }
 
 #[test]
@@ -228,7 +233,11 @@ fn exec_of_a_missing_command_names_it_and_a_stopped_container_is_a_conflict() {
     ok(&d.cli(&["container", "exec", &c.id, "--", "ls", "/"]));
     // Stopped: a 409 saying so; unknown: a 404.
     ok(&d.cli(&["container", "stop", &c.id]));
-    d.wait_status(&c.id, ContainerStatus::Stopped, std::time::Duration::from_secs(60));
+    d.wait_status(
+        &c.id,
+        ContainerStatus::Stopped,
+        std::time::Duration::from_secs(60),
+    );
     let (st, body) = exec_api(&d, &c.id, "ls");
     assert_eq!(st, 409, "{body}");
     assert!(body.contains("not running"), "{body}");

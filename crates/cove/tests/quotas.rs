@@ -75,7 +75,11 @@ fn twenty_concurrent_creates_against_max_pods_5_give_exactly_5() {
     let d = Daemon::start();
     let t = token(&d, "ta", "team-a", &["--max-pods", "5"]);
     // The workspace's own reference to the image first, so the race is about the limit.
-    ok(&cli_as(&d, &t, &["image", "pull", &registry().image("latest")]));
+    ok(&cli_as(
+        &d,
+        &t,
+        &["image", "pull", &registry().image("latest")],
+    ));
     let answers: Vec<(u16, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..20).map(|_| s.spawn(|| create(&d, &t, ""))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -102,7 +106,13 @@ fn twenty_concurrent_creates_against_max_pods_5_give_exactly_5() {
     let o = cli_as(
         &d,
         &t,
-        &["run", "--image", &registry().image("latest"), "--ports", "8000"],
+        &[
+            "run",
+            "--image",
+            &registry().image("latest"),
+            "--ports",
+            "8000",
+        ],
     );
     failed_with(&o, &["is at its limit of 5 pods (max-pods)"]);
     // The admin is not held back by a tenant at its limit.
@@ -132,7 +142,11 @@ fn cpu_memory_limits_name_themselves_and_set_limits_is_admin_only() {
     ]));
     assert!(out.contains("team-b") && out.contains("0 / 1.5"), "{out}");
     // Only the admin sets limits or lists workspaces.
-    let o = cli_as(&d, &t, &["workspace", "set-limits", "team-b", "--max-pods", "99"]);
+    let o = cli_as(
+        &d,
+        &t,
+        &["workspace", "set-limits", "team-b", "--max-pods", "99"],
+    );
     failed_with(&o, &["admin"]);
     let (st, _) = api(&d, &t, "GET", "/v1/workspaces", "");
     assert_eq!(st, 403);
@@ -157,7 +171,11 @@ fn cpu_memory_limits_name_themselves_and_set_limits_is_admin_only() {
     let (st, body) = create(&d, &t, r#", "cpu": 0.5, "memory": 512"#);
     assert_eq!(st, 201, "{body}");
     let w = workspace(&d, "team-b");
-    assert_eq!((w.usage.cpu_millis, w.usage.memory_mib), (1500, 640), "{w:?}");
+    assert_eq!(
+        (w.usage.cpu_millis, w.usage.memory_mib),
+        (1500, 640),
+        "{w:?}"
+    );
     assert_eq!(d.list(true).len(), 2);
 }
 
@@ -218,7 +236,10 @@ fn workspaces_leave_the_admin_the_last_address_and_a_full_pool_is_a_503() {
     }
     let (st, body) = create(&d, &t, "");
     assert_eq!(st, 503, "{body}");
-    assert!(body.contains("no pod address left for workspaces"), "{body}");
+    assert!(
+        body.contains("no pod address left for workspaces"),
+        "{body}"
+    );
     let (st, body) = create(&d, &d.token, "");
     assert_eq!(st, 201, "{body}");
     // Every address is taken now: a 503 naming the subnet, never a 500.
@@ -226,7 +247,9 @@ fn workspaces_leave_the_admin_the_last_address_and_a_full_pool_is_a_503() {
     assert_eq!(st, 503, "{body}");
     let subnet = format!("{}.0/29", d.subnet.prefix);
     assert!(
-        body.contains(&format!("no free pod address left in {subnet} (5 pods running)")),
+        body.contains(&format!(
+            "no free pod address left in {subnet} (5 pods running)"
+        )),
         "{body}"
     );
     let o = d.cli(&["run", "--image", &registry().image("latest")]);

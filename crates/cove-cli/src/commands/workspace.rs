@@ -93,7 +93,7 @@ fn of(used: String, max: Option<String>) -> String {
 }
 
 fn cores(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{}", millis as f64 / 1000.0)
@@ -101,7 +101,7 @@ fn cores(millis: u64) -> String {
 }
 
 fn mib(m: u64) -> String {
-    if m >= 1024 && m % 1024 == 0 {
+    if m >= 1024 && m.is_multiple_of(1024) {
         format!("{}Gi", m / 1024)
     } else {
         format!("{m}Mi")

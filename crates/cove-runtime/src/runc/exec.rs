@@ -241,7 +241,9 @@ mod tests {
             Some("cannot exec \"nope\": executable file not found in the container's $PATH")
         );
         let abs = r#"exec failed: unable to start container process: exec: "/x": stat /x: no such file or directory"#;
-        assert!(bad_command(abs, "/x", None).unwrap().contains("no such file"));
+        assert!(bad_command(abs, "/x", None)
+            .unwrap()
+            .contains("no such file"));
         assert!(bad_command("container \"c\" does not exist", "ls", None).is_none());
     }
 
