@@ -5,6 +5,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cove_image::ImageError;
 use cove_lifecycle::LifecycleError;
+use cove_network::NetworkError;
+use cove_store::Refusal;
 use cove_types::ErrorBody;
 
 /// An error on its way to the client.
@@ -46,6 +48,13 @@ impl From<LifecycleError> for ApiError {
                 StatusCode::NOT_FOUND
             }
             LifecycleError::Conflict(_) => StatusCode::CONFLICT,
+            LifecycleError::Refused(Refusal::Limit { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            LifecycleError::Refused(Refusal::Pool { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            LifecycleError::Network(ne @ NetworkError::AddressesExhausted { .. }) => {
+                // The network's own words, without the "network: " prefix.
+                tracing::warn!(error = %ne, "create refused");
+                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ne.to_string());
+            }
             LifecycleError::Image(ie) => image_status(ie),
             LifecycleError::Network(_)
             | LifecycleError::Runtime(_)

@@ -17,6 +17,7 @@ use crate::routes;
         routes::deployment_versions, routes::rollback_deployment,
         routes::list_images, routes::pull_image, routes::remove_image, routes::import_image,
         routes::create_token, routes::list_tokens, routes::revoke_token,
+        routes::list_workspaces, routes::set_workspace_limits,
         routes::build_image, routes::upload_build_context, routes::has_build_context,
         routes::missing_sync_files, routes::upload_sync_files, routes::assemble_sync_context,
     ),

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use cove_store::{now_ms, Store, StoreError, TokenRow};
-use cove_types::{validate_workspace, CreatedToken, Scope, TokenInfo, DEFAULT_WORKSPACE};
+use cove_types::{
+    validate_workspace, CreatedToken, Scope, TokenInfo, WorkspaceLimits, DEFAULT_WORKSPACE,
+};
 use sha2::{Digest, Sha256};
 
 /// How often a token's last use is written to the database.
@@ -107,7 +109,13 @@ impl TokenCache {
 
     /// Makes a token for `workspace`, which must be given (`default` holds the admin's
     /// own things, so it is never chosen by omission); the secret is returned only here.
-    pub fn create(&self, name: &str, workspace: Option<&str>) -> Result<CreatedToken, TokenError> {
+    /// `limits`, if given, are set on the workspace in the same transaction.
+    pub fn create(
+        &self,
+        name: &str,
+        workspace: Option<&str>,
+        limits: Option<&WorkspaceLimits>,
+    ) -> Result<CreatedToken, TokenError> {
         // Names and ids share `cove token revoke NAME|ID`: a name never looks like an id.
         if validate_workspace(name).is_err() || name.starts_with("tok-") {
             return Err(TokenError::Invalid(format!(
@@ -136,14 +144,17 @@ impl TokenCache {
             created_at: now_ms(),
             last_used_at: None,
         };
-        self.store.insert_token(&row).map_err(|e| {
-            // Lost a race for the name with another create.
-            if self.store.token_name_taken(name).unwrap_or(false) {
-                TokenError::Taken(name.to_string())
-            } else {
-                TokenError::Store(e)
-            }
-        })?;
+        let limits = limits.map(cove_lifecycle::store_limits);
+        self.store
+            .insert_token(&row, limits.as_ref())
+            .map_err(|e| {
+                // Lost a race for the name with another create.
+                if self.store.token_name_taken(name).unwrap_or(false) {
+                    TokenError::Taken(name.to_string())
+                } else {
+                    TokenError::Store(e)
+                }
+            })?;
         if let Some(e) = entry_of(&row) {
             self.write().push(e);
         }
@@ -252,26 +263,29 @@ mod tests {
     fn create_check_revoke() {
         let c = cache();
         assert_eq!(c.scope("admin-secret"), Some(Scope::Admin));
-        let t = c.create("ci", Some("team-a")).unwrap();
+        let t = c.create("ci", Some("team-a"), None).unwrap();
         assert!(t.secret.starts_with("cove_") && t.secret.len() == 5 + 64);
         assert_eq!(c.scope(&t.secret), Some(Scope::Workspace("team-a".into())));
         assert_eq!(c.scope("nope"), None);
         assert!(matches!(
-            c.create("ci", Some("w")),
+            c.create("ci", Some("w"), None),
             Err(TokenError::Taken(_))
         ));
         // No workspace is never `default` by omission.
-        match c.create("y", None) {
+        match c.create("y", None, None) {
             Err(TokenError::Invalid(m)) => assert!(m.contains("`workspace`"), "{m}"),
             other => panic!("a token without a workspace: {other:?}"),
         }
-        assert!(matches!(c.create("Bad", None), Err(TokenError::Invalid(_))));
         assert!(matches!(
-            c.create("x", Some("")),
+            c.create("Bad", None, None),
             Err(TokenError::Invalid(_))
         ));
         assert!(matches!(
-            c.create("tok-1", None),
+            c.create("x", Some(""), None),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            c.create("tok-1", None, None),
             Err(TokenError::Invalid(_))
         ));
         let listed = c.list().unwrap();
@@ -286,7 +300,7 @@ mod tests {
     fn only_the_hash_is_stored_and_a_reload_knows_it() {
         let store = Store::open_in_memory().unwrap();
         let c = TokenCache::load(store.clone(), "a").unwrap();
-        let t = c.create("ci", Some("w")).unwrap();
+        let t = c.create("ci", Some("w"), None).unwrap();
         let row = &store.list_tokens().unwrap()[0];
         assert!(!row.hash.contains(&t.secret[5..]));
         assert_eq!(row.hash, hex::encode(sha256(&t.secret)));

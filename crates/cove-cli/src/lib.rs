@@ -23,6 +23,7 @@ pub use commands::image::ImageCmd;
 pub use commands::info::InfoArgs;
 pub use commands::run::{RunArgs, RunFormat};
 pub use commands::token::TokenCmd;
+pub use commands::workspace::WorkspaceCmd;
 
 /// The client commands, for the binary to `#[command(flatten)]`.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -45,6 +46,9 @@ pub enum Command {
     /// Create, list and revoke workspace API tokens (with the admin token).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// List workspaces' limits and usage; set their limits (with the admin token).
+    #[command(subcommand)]
+    Workspace(WorkspaceCmd),
 }
 
 /// Runs a client command against the daemon configured by the environment.
@@ -66,6 +70,7 @@ pub async fn run_with(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Image(c) => commands::image::execute(client, c).await,
         Command::Info(args) => commands::info::execute(client, args).await,
         Command::Token(c) => commands::token::execute(client, c).await,
+        Command::Workspace(c) => commands::workspace::execute(client, c).await,
     }
 }
 

@@ -161,6 +161,7 @@ async fn forward(
             Ok(t) if t.ports.contains(&resolved.port) => t,
             Ok(_) | Err(WakeError::NotFound) => return not_found(),
             Err(WakeError::Unavailable(msg)) => return text(StatusCode::SERVICE_UNAVAILABLE, &msg),
+            Err(WakeError::Limited(msg)) => return text(StatusCode::TOO_MANY_REQUESTS, &msg),
             Err(WakeError::Failed(msg)) => {
                 tracing::warn!(stub = %resolved.id, port = resolved.port, error = %msg, "wake failed");
                 return text(StatusCode::BAD_GATEWAY, &msg);

@@ -21,6 +21,9 @@ pub enum WakeError {
     /// Known, but not serving on purpose, e.g. a stopped deployment (503).
     #[error("{0}")]
     Unavailable(String),
+    /// Its workspace is at a limit (429).
+    #[error("{0}")]
+    Limited(String),
     /// Starting a container failed (502).
     #[error("{0}")]
     Failed(String),

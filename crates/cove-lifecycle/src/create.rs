@@ -38,6 +38,8 @@ impl Lifecycle {
         // Stored with the pod, so its containers keep their runtime across daemon restarts.
         spec.isolation
             .get_or_insert(self.inner.cfg.default_isolation);
+        // Before pulling anything; the check that counts is made with the insert below.
+        let admission = self.precheck(workspace, &spec)?;
         self.claim_image(workspace, &spec.image, req.registry_auth.as_ref(), progress)
             .await?;
         let (image, args) = self
@@ -74,7 +76,7 @@ impl Lifecycle {
             ended_at: None,
             last_active_at: None,
         };
-        self.inner.store.insert_pod(&pod, &row)?;
+        self.inner.store.insert_pod(&pod, &row, Some(&admission))?;
         progress("Creating container".to_string());
         match self.start_container(&id, &spec, &image, args).await {
             Ok(()) => {}

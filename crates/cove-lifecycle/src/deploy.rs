@@ -167,6 +167,8 @@ impl Lifecycle {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Deployment, LifecycleError> {
         let spec = validate_deploy(req)?;
+        // Before pulling anything (a new version is checked again in its own workspace).
+        self.precheck(workspace, &spec)?;
         let auth = req.registry_auth.as_ref();
         self.claim_image(workspace, &spec.image, auth, progress)
             .await?;
@@ -238,7 +240,10 @@ impl Lifecycle {
             workspace: workspace.to_string(),
         };
         let (pod, ctr) = version_rows(&row, &pod_id, spec, image, now)?;
-        self.inner.store.insert_deployment(&row, &pod, &ctr)?;
+        let admission = self.admission(workspace, spec)?;
+        self.inner
+            .store
+            .insert_deployment(&row, &pod, &ctr, Some(&admission))?;
         let entry = self.remember(&row);
         let _op = entry.op.lock().await;
         self.set_placement(&pod_id, Some(placement_of(&row)));
@@ -281,7 +286,8 @@ impl Lifecycle {
         let now = now_ms();
         let pod_id = uuid::Uuid::new_v4().to_string();
         let (pod, ctr) = version_rows(&row, &pod_id, spec, image, now)?;
-        self.inner.store.insert_pod(&pod, &ctr)?;
+        let admission = self.admission(&row.workspace, spec)?;
+        self.inner.store.insert_pod(&pod, &ctr, Some(&admission))?;
         let place = Placement {
             route_now: false,
             ..placement_of(&row)

@@ -52,7 +52,7 @@ impl Lifecycle {
         if let Some(t) = self.inner.routes.get(key) {
             return Ok(t);
         }
-        let failed = |e: LifecycleError| WakeError::Failed(e.to_string());
+        let failed = wake_error;
         let row = self
             .inner
             .store
@@ -70,7 +70,7 @@ impl Lifecycle {
             return Err(WakeError::NotFound);
         }
         info!(deployment = %entry.name, "waking");
-        self.start_version(&row).await.map_err(failed)?;
+        self.start_version(&row).await.map_err(wake_error)?;
         self.inner
             .routes
             .get(key)
@@ -88,7 +88,8 @@ impl Lifecycle {
         let pod_id = row.pod_id.clone().unwrap_or_default();
         let (image, args) = self.image_and_args(&spec, None, &|_| {}).await?;
         let ctr = new_container_row(&pod_id, &image.reference, now_ms());
-        self.inner.store.insert_container(&ctr)?;
+        let admission = self.admission(&row.workspace, &spec)?;
+        self.inner.store.insert_container(&ctr, Some(&admission))?;
         self.set_placement(&pod_id, Some(crate::deploy::placement_of(row)));
         if let Err(e) = self.start_container(&ctr.id, &spec, &image, args).await {
             warn!(container = %ctr.id, error = %e, "deployment start failed");
@@ -103,5 +104,20 @@ impl Lifecycle {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// What the gateway answers for a wake that failed: 429 for a workspace at a limit, 503 for
+/// no address left, else 502.
+fn wake_error(e: LifecycleError) -> WakeError {
+    match &e {
+        LifecycleError::Refused(cove_store::Refusal::Limit { .. }) => {
+            WakeError::Limited(e.to_string())
+        }
+        LifecycleError::Refused(cove_store::Refusal::Pool { .. })
+        | LifecycleError::Network(cove_network::NetworkError::AddressesExhausted { .. }) => {
+            WakeError::Unavailable(e.to_string())
+        }
+        _ => WakeError::Failed(e.to_string()),
     }
 }

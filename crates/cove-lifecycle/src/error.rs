@@ -20,10 +20,23 @@ pub enum LifecycleError {
     Network(#[from] cove_network::NetworkError),
     #[error("runtime: {0}")]
     Runtime(#[from] cove_runtime::RuntimeError),
+    /// A workspace limit (429) or the address pool's share for workspaces (503) refused a
+    /// new container; nothing was made.
     #[error(transparent)]
-    Store(#[from] cove_store::StoreError),
+    Refused(cove_store::Refusal),
+    #[error(transparent)]
+    Store(cove_store::StoreError),
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<cove_store::StoreError> for LifecycleError {
+    fn from(e: cove_store::StoreError) -> Self {
+        match e {
+            cove_store::StoreError::Refused(r) => LifecycleError::Refused(r),
+            e => LifecycleError::Store(e),
+        }
+    }
 }

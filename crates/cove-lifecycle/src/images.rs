@@ -97,7 +97,16 @@ impl Lifecycle {
             .inner
             .runtime
             .exec(id, &req.cmd, &env, req.workdir.as_deref())
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // A command the container lacks is the caller's mistake, not the daemon's.
+                cove_runtime::RuntimeError::BadCommand(m) => LifecycleError::BadRequest(m),
+                // It ended between the check above and the runtime's exec.
+                cove_runtime::RuntimeError::NotFound(_) => {
+                    LifecycleError::Conflict(format!("container {id} is not running"))
+                }
+                e => LifecycleError::Runtime(e),
+            })?;
         Ok(ExecResponse {
             exit_code: out.exit_code,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -15,6 +15,7 @@
 //!   versioned, scaled to zero and woken by the gateway).
 //! - [`build`], `build_step`: image builds (steps run in containers, committed as layers, cached).
 //! - `sync_files`: synced files stored per file by digest, assembled into build contexts.
+//! - `quota`: workspace limits, checked atomically as each container is recorded.
 //! - `access`: workspaces (ownership checks, filtered lists) and authorized pods' guards.
 //! - [`logs`], [`images`], [`view`]: reading logs, image operations, API views.
 
@@ -33,6 +34,7 @@ mod image_access;
 mod images;
 mod keepwarm;
 mod logs;
+mod quota;
 mod reconcile;
 mod specs;
 mod sync_files;
@@ -54,6 +56,7 @@ pub use build::BuildSink;
 pub use deploy::validate_deploy;
 pub use error::LifecycleError;
 pub use keepwarm::idle_deadline_passed;
+pub use quota::{store_limits, QuotaConfig};
 
 /// How the lifecycle is set up; fixed for the daemon's life.
 #[derive(Debug, Clone)]
@@ -76,6 +79,8 @@ pub struct LifecycleConfig {
     pub build_ca_bundle: Option<PathBuf>,
     /// The isolation of pods that do not ask for one (`--default-isolation`).
     pub default_isolation: cove_types::Isolation,
+    /// Workspace limits' defaults and the admin's share of the address pool.
+    pub quota: QuotaConfig,
 }
 
 /// The daemon's pods and containers. Cheap to clone.

@@ -30,9 +30,9 @@ pub enum NetworkError {
     /// Another `attach` of the same id is still in progress.
     #[error("pod {0} is being attached right now")]
     Busy(String),
-    /// Every host address of the subnet is taken.
-    #[error("no free address left in subnet {0}")]
-    AddressesExhausted(Ipv4Net),
+    /// Every pod address of the subnet is taken (the API answers 503).
+    #[error("no free pod address left in {subnet} ({in_use} pods running)")]
+    AddressesExhausted { subnet: Ipv4Net, in_use: usize },
     /// `restore` with an address outside the pod range of the subnet.
     #[error("address {address} is not a pod address of subnet {subnet}")]
     AddressOutOfRange { address: Ipv4Addr, subnet: Ipv4Net },

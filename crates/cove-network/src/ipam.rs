@@ -56,7 +56,10 @@ impl Ipam {
                 return Ok(Ipv4Addr::from(self.base() + off));
             }
         }
-        Err(NetworkError::AddressesExhausted(self.subnet))
+        Err(NetworkError::AddressesExhausted {
+            subnet: self.subnet,
+            in_use: self.used.len(),
+        })
     }
 
     fn offset(&self, address: Ipv4Addr) -> Result<u32, NetworkError> {
@@ -103,7 +106,7 @@ mod tests {
         assert_eq!(got.last(), Some(&Ipv4Addr::new(10, 1, 2, 6)));
         assert!(matches!(
             ipam.allocate(),
-            Err(NetworkError::AddressesExhausted(_))
+            Err(NetworkError::AddressesExhausted { in_use: 5, .. })
         ));
         ipam.release(Ipv4Addr::new(10, 1, 2, 4));
         assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(10, 1, 2, 4));

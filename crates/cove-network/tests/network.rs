@@ -162,7 +162,7 @@ async fn failed_attach_leaves_nothing_behind() {
     assert_eq!(a.address, Ipv4Addr::new(10, 200, 8, 2));
     assert!(matches!(
         t.net.attach("b").await,
-        Err(NetworkError::AddressesExhausted(_))
+        Err(NetworkError::AddressesExhausted { .. })
     ));
     assert!(!t.data_dir.join("netns/b").exists());
     t.net.detach("a").await.expect("detach");

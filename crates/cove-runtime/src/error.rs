@@ -40,6 +40,11 @@ pub enum RuntimeError {
     #[error("container {0} does not exist")]
     NotFound(String),
 
+    /// `exec` of a command the container cannot run (missing executable, missing working
+    /// directory, not executable): the message names it.
+    #[error("{0}")]
+    BadCommand(String),
+
     #[error("timed out after {secs}s waiting for {what}")]
     Timeout { what: String, secs: u64 },
 

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{Store, StoreError};
+use crate::{Admission, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodRow {
@@ -67,19 +67,39 @@ fn ctr_from(r: &Row<'_>) -> rusqlite::Result<ContainerRow> {
 }
 
 impl Store {
-    /// Records a new pod and its first container together.
-    pub fn insert_pod(&self, pod: &PodRow, ctr: &ContainerRow) -> Result<(), StoreError> {
+    /// Records a new pod and its first container together, if `admit` (when given) lets
+    /// the container in: the check and the insert are one transaction.
+    pub fn insert_pod(
+        &self,
+        pod: &PodRow,
+        ctr: &ContainerRow,
+        admit: Option<&Admission>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        if let Some(a) = admit {
+            crate::workspaces::admit(&tx, a)?;
+        }
         insert_pod(&tx, pod)?;
         insert_container(&tx, ctr)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Records another container of an existing pod.
-    pub fn insert_container(&self, ctr: &ContainerRow) -> Result<(), StoreError> {
-        insert_container(&self.conn(), ctr)
+    /// Records another container of an existing pod, if `admit` (when given) lets it in.
+    pub fn insert_container(
+        &self,
+        ctr: &ContainerRow,
+        admit: Option<&Admission>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(a) = admit {
+            crate::workspaces::admit(&tx, a)?;
+        }
+        insert_container(&tx, ctr)?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn get_pod(&self, id: &str) -> Result<Option<PodRow>, StoreError> {
@@ -268,7 +288,7 @@ mod tests {
     fn lifecycle_of_a_row() {
         let s = Store::open_in_memory().unwrap();
         let (pod, ctr) = rows();
-        s.insert_pod(&pod, &ctr).unwrap();
+        s.insert_pod(&pod, &ctr, None).unwrap();
         assert_eq!(s.live_containers().unwrap().len(), 1);
         s.set_running("pod-p1-0", "10.0.0.2", 42, 5).unwrap();
         let c = s.get_container("pod-p1-0").unwrap().unwrap();
@@ -288,10 +308,10 @@ mod tests {
     fn duplicate_pod_inserts_nothing() {
         let s = Store::open_in_memory().unwrap();
         let (pod, ctr) = rows();
-        s.insert_pod(&pod, &ctr).unwrap();
+        s.insert_pod(&pod, &ctr, None).unwrap();
         let mut ctr2 = ctr.clone();
         ctr2.id = "pod-p1-1".into();
-        assert!(s.insert_pod(&pod, &ctr2).is_err());
+        assert!(s.insert_pod(&pod, &ctr2, None).is_err());
         assert!(s.get_container("pod-p1-1").unwrap().is_none());
     }
 }

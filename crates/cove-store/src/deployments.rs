@@ -47,9 +47,13 @@ impl Store {
         dep: &DeploymentRow,
         pod: &PodRow,
         ctr: &ContainerRow,
+        admit: Option<&crate::Admission>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        if let Some(a) = admit {
+            crate::workspaces::admit(&tx, a)?;
+        }
         tx.execute(
             &format!("INSERT INTO deployments ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
             params![
@@ -198,9 +202,9 @@ mod tests {
     fn versions_and_status() {
         let s = Store::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
-        s.insert_deployment(&dep(), &pod, &ctr).unwrap();
+        s.insert_deployment(&dep(), &pod, &ctr, None).unwrap();
         let (pod2, ctr2) = rows("p2");
-        s.insert_pod(&pod2, &ctr2).unwrap();
+        s.insert_pod(&pod2, &ctr2, None).unwrap();
         s.set_deployment_version("d1", 2, "p2", 5).unwrap();
         s.set_deployment_status("d1", "STOPPED", 6).unwrap();
         let d = s.get_deployment_by_name("app").unwrap().unwrap();
@@ -223,13 +227,13 @@ mod tests {
     fn versions_are_the_pods_that_ran_and_the_current_one() {
         let s = Store::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
-        s.insert_deployment(&dep(), &pod, &ctr).unwrap();
+        s.insert_deployment(&dep(), &pod, &ctr, None).unwrap();
         s.set_running(&ctr.id, "10.0.0.2", 1, 2).unwrap();
         // p2 never ran (a failed deploy killed halfway); p3 is current.
         for (id, at) in [("p2", 3), ("p3", 4)] {
             let (mut pod, ctr) = rows(id);
             pod.created_at = at;
-            s.insert_pod(&pod, &ctr).unwrap();
+            s.insert_pod(&pod, &ctr, None).unwrap();
         }
         let ids = |cur| -> Vec<String> {
             s.deployment_versions("d1", cur)
@@ -247,12 +251,12 @@ mod tests {
     fn a_taken_name_inserts_nothing() {
         let s = Store::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
-        s.insert_deployment(&dep(), &pod, &ctr).unwrap();
+        s.insert_deployment(&dep(), &pod, &ctr, None).unwrap();
         let (pod2, ctr2) = rows("p2");
         let mut d2 = dep();
         d2.id = "d2".into();
         d2.url_key = "app-ffffffff".into();
-        assert!(s.insert_deployment(&d2, &pod2, &ctr2).is_err());
+        assert!(s.insert_deployment(&d2, &pod2, &ctr2, None).is_err());
         assert!(s.get_pod("p2").unwrap().is_none());
         assert!(s.get_deployment("d2").unwrap().is_none());
     }

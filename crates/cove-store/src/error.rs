@@ -6,4 +6,7 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("state database holds invalid data: {0}")]
     Corrupt(String),
+    /// A new container would take its workspace over a limit (nothing was recorded).
+    #[error(transparent)]
+    Refused(#[from] crate::Refusal),
 }

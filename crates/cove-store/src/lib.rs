@@ -13,6 +13,7 @@ mod images;
 mod pod_spec;
 mod schema;
 mod tokens;
+mod workspaces;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +27,7 @@ pub use error::StoreError;
 pub use events::EventRow;
 pub use images::ImageRow;
 pub use tokens::TokenRow;
+pub use workspaces::{Admission, Limit, Limits, Refusal, Usage};
 
 /// A handle on the database; cheap to clone. Calls are short and synchronous
 /// (SQLite on local disk answers in microseconds), so callers may use them from

@@ -91,6 +91,17 @@ CREATE TABLE image_refs (
 );
 INSERT INTO image_refs (workspace, reference) SELECT 'default', reference FROM images;
 "#,
+    // 5: limits set on workspaces (NULL: the daemon's default for that limit).
+    r#"
+CREATE TABLE workspace_limits (
+    workspace      TEXT PRIMARY KEY,
+    max_pods       INTEGER,
+    max_cpu_millis INTEGER,
+    max_memory_mib INTEGER,
+    max_disk_mib   INTEGER,
+    updated_at     INTEGER NOT NULL
+);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

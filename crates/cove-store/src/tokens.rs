@@ -29,9 +29,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
 }
 
 impl Store {
-    /// Records a new token; fails if its name (or hash) is taken.
-    pub fn insert_token(&self, row: &TokenRow) -> Result<(), StoreError> {
-        self.conn().execute(
+    /// Records a new token, and the limits given on its workspace (in the same transaction);
+    /// fails if its name (or hash) is taken.
+    pub fn insert_token(
+        &self,
+        row: &TokenRow,
+        limits: Option<&crate::Limits>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             &format!("INSERT INTO tokens ({COLS}) VALUES (?1,?2,?3,?4,?5,?6)"),
             params![
                 row.id,
@@ -42,6 +49,10 @@ impl Store {
                 row.last_used_at
             ],
         )?;
+        if let Some(l) = limits {
+            crate::workspaces::set_limits(&tx, &row.workspace, l)?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -110,9 +121,9 @@ mod tests {
     #[test]
     fn token_round_trip() {
         let s = Store::open_in_memory().unwrap();
-        s.insert_token(&row("t1", "ci")).unwrap();
+        s.insert_token(&row("t1", "ci"), None).unwrap();
         assert!(
-            s.insert_token(&row("t2", "ci")).is_err(),
+            s.insert_token(&row("t2", "ci"), None).is_err(),
             "names are unique"
         );
         assert!(s.token_name_taken("ci").unwrap());

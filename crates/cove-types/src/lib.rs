@@ -12,6 +12,7 @@ pub mod quantity;
 pub mod spec;
 pub mod sync;
 pub mod tokens;
+pub mod workspaces;
 
 pub use api::*;
 pub use deploy::{
@@ -29,6 +30,7 @@ pub use tokens::{
     validate_workspace, CreateTokenRequest, CreatedToken, Scope, TokenInfo, DEFAULT_WORKSPACE,
     TOKEN_PREFIX,
 };
+pub use workspaces::{SetLimitsRequest, WorkspaceInfo, WorkspaceLimits, WorkspaceUsage};
 
 /// Default idle timeout of a pod, in seconds (the guide's "10 minutes").
 pub const DEFAULT_KEEP_WARM_SECONDS: i64 = 600;

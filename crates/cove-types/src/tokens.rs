@@ -71,6 +71,9 @@ pub struct CreateTokenRequest {
     /// The workspace it acts in; required (a request without it is a 400).
     #[serde(default)]
     pub workspace: Option<String>,
+    /// Limits to set on the workspace with the token (see `PUT /v1/workspaces/{name}/limits`).
+    #[serde(default)]
+    pub limits: Option<crate::SetLimitsRequest>,
 }
 
 /// A token as `GET /v1/tokens` shows it: never its secret.

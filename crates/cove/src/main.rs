@@ -3,6 +3,7 @@
 
 mod server;
 mod shim;
+mod workspace_limits;
 
 use clap::{Parser, Subcommand};
 

@@ -82,6 +82,8 @@ pub struct ServerArgs {
     /// The runc binary. Found in /usr/sbin, /usr/bin, /usr/local/sbin or /usr/local/bin when unset.
     #[arg(long, env = "COVE_RUNC")]
     runc: Option<PathBuf>,
+    #[command(flatten)]
+    workspace_limits: crate::workspace_limits::WorkspaceLimitArgs,
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
@@ -100,6 +102,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let _lock = lock_data_dir(data_dir)?;
+    let quota = args.workspace_limits.quota_config(&args.subnet, data_dir)?;
     let token = load_or_create_token(&data_dir.join("token"))?;
     // Uploads interrupted by a crash or a client hanging up.
     let _ = std::fs::remove_dir_all(data_dir.join("tmp"));
@@ -156,6 +159,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             default_disk_mib: args.default_disk,
             build_ca_bundle: args.build_ca_bundle.clone(),
             default_isolation: args.default_isolation,
+            quota,
         },
         store,
         images,

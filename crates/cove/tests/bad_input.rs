@@ -191,3 +191,57 @@ fn client_errors_are_one_line() {
     ok(&o);
     nothing_created(&d);
 }
+
+/// `POST /v1/containers/{id}/exec` with `cmd`; returns (status, body).
+fn exec_api(d: &Daemon, id: &str, cmd: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let body = format!(r#"{{"cmd": ["{cmd}"]}}"#);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.api_port)).unwrap();
+    write!(
+        s,
+        "POST /v1/containers/{id}/exec HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        d.token,
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[test]
+fn exec_of_a_missing_command_names_it_and_a_stopped_container_is_a_conflict() {
+    let d = Daemon::start();
+    let c = d.run_httpd("600");
+    let o = d.cli(&["container", "exec", &c.id, "--", "no-such-command"]);
+    let line = failed_with(&o, &["no-such-command"]);
+    assert!(line.contains("executable file not found"), "{line}");
+    let (st, body) = exec_api(&d, &c.id, "no-such-command");
+    assert_eq!(st, 400, "{body}");
+    let (st, body) = exec_api(&d, &c.id, "/no/such/path");
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("/no/such/path"), "{body}");
+    // The container is still there and exec still works.
+    assert_eq!(d.inspect(&c.id).status, ContainerStatus::Running);
+    ok(&d.cli(&["container", "exec", &c.id, "--", "ls", "/"]));
+    // Stopped: a 409 saying so; unknown: a 404.
+    ok(&d.cli(&["container", "stop", &c.id]));
+    d.wait_status(
+        &c.id,
+        ContainerStatus::Stopped,
+        std::time::Duration::from_secs(60),
+    );
+    let (st, body) = exec_api(&d, &c.id, "ls");
+    assert_eq!(st, 409, "{body}");
+    assert!(body.contains("not running"), "{body}");
+    let unknown = "pod-00000000-0000-4000-8000-000000000000-deadbeef";
+    let (st, body) = exec_api(&d, unknown, "ls");
+    assert_eq!(st, 404, "{body}");
+}

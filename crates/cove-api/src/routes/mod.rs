@@ -10,6 +10,7 @@ mod info;
 mod pods;
 mod sync_files;
 mod tokens;
+mod workspaces;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
@@ -27,6 +28,7 @@ pub use info::*;
 pub use pods::*;
 pub use sync_files::*;
 pub use tokens::*;
+pub use workspaces::*;
 
 /// Routes that need the API token.
 pub fn router() -> Router<AppState> {
@@ -38,6 +40,11 @@ pub fn router() -> Router<AppState> {
             get(tokens::list_tokens).post(tokens::create_token),
         )
         .route("/v1/tokens/{token}", delete(tokens::revoke_token))
+        .route("/v1/workspaces", get(workspaces::list_workspaces))
+        .route(
+            "/v1/workspaces/{name}/limits",
+            axum::routing::put(workspaces::set_workspace_limits),
+        )
         .route(
             "/v1/deployments",
             get(deployments::list_deployments).post(deployments::deploy),

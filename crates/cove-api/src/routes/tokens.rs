@@ -11,7 +11,7 @@ use crate::auth::admin_only;
 use crate::{ApiError, AppState};
 
 /// Make a token for a workspace, which must be named (no `workspace` is a 400: `default`
-/// is never chosen by omission). The answer holds the secret; it is not shown again (the
+/// is never chosen by omission); `limits`, if given, are set on the workspace with it. The answer holds the secret; it is not shown again (the
 /// daemon keeps only its sha256).
 #[utoipa::path(post, path = "/v1/tokens", request_body = CreateTokenRequest, responses(
     (status = 201, body = CreatedToken), (status = 400, body = ErrorBody),
@@ -25,9 +25,17 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     admin_only(&scope)?;
     let Json(req) = body?;
-    let created = state
-        .tokens
-        .create(req.name.trim(), req.workspace.as_deref().map(str::trim))?;
+    let limits = req
+        .limits
+        .as_ref()
+        .map(|l| l.validate())
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let created = state.tokens.create(
+        req.name.trim(),
+        req.workspace.as_deref().map(str::trim),
+        limits.as_ref(),
+    )?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

@@ -9,3 +9,4 @@ pub mod info;
 pub mod registry_login;
 pub mod run;
 pub mod token;
+pub mod workspace;

@@ -6,6 +6,7 @@ use cove_types::{CreateTokenRequest, CreatedToken, TokenInfo};
 
 use crate::client::Client;
 use crate::commands::container::ListFormat;
+use crate::commands::workspace::LimitArgs;
 use crate::{humanize, table};
 
 /// `cove token ...`.
@@ -19,6 +20,9 @@ pub enum TokenCmd {
         /// pods and deployments. Required: `default` (the admin's own things) only on purpose.
         #[arg(long)]
         workspace: String,
+        /// Limits to set on the workspace with the token (as `cove workspace set-limits`).
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// List tokens: name, workspace, created, last used (never secrets).
     #[command(alias = "ls")]
@@ -38,10 +42,15 @@ pub enum TokenCmd {
 /// Runs a `cove token` subcommand.
 pub async fn execute(client: &Client, cmd: TokenCmd) -> Result<i32> {
     match cmd {
-        TokenCmd::Create { name, workspace } => {
+        TokenCmd::Create {
+            name,
+            workspace,
+            limits,
+        } => {
             let req = CreateTokenRequest {
                 name,
                 workspace: Some(workspace),
+                limits: limits.request(),
             };
             let t: CreatedToken = client
                 .post(client.url(&["v1", "tokens"], &[]), &req)

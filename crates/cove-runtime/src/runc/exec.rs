@@ -58,6 +58,10 @@ impl Runc {
         let out = out?;
         // The runtime exits with the process's own code; only a logged error means it failed.
         if out.error.is_some() {
+            // Before `not_found`: "executable file not found" is about the command.
+            if let Some(m) = bad_command(&out.message(), &args[0], cwd) {
+                return Err(RuntimeError::BadCommand(m));
+            }
             if out.not_found() {
                 return Err(RuntimeError::NotFound(id.to_string()));
             }
@@ -97,6 +101,36 @@ impl Runc {
             .map_err(|e| RuntimeError::io(format!("writing {}", path.display()), e))?;
         Ok(path)
     }
+}
+
+/// The one-line error for an exec that failed because of its command or working directory,
+/// from the runtime's message (runc: `exec: "x": executable file not found in $PATH`,
+/// `exec: "/x": stat /x: no such file or directory`, `chdir to cwd ("/x") ...`).
+fn bad_command(message: &str, program: &str, cwd: Option<&str>) -> Option<String> {
+    let m = message.to_ascii_lowercase();
+    if m.contains("chdir to cwd") {
+        let dir = cwd.unwrap_or("the container's working directory");
+        return Some(format!(
+            "cannot exec {program:?}: working directory {dir:?} does not exist in the container"
+        ));
+    }
+    if m.contains("executable file not found") {
+        return Some(format!(
+            "cannot exec {program:?}: executable file not found in the container's $PATH"
+        ));
+    }
+    let about_program = m.contains("exec: \"") || m.contains("failed to find");
+    if about_program && m.contains("no such file or directory") {
+        return Some(format!(
+            "cannot exec {program:?}: no such file in the container"
+        ));
+    }
+    if about_program && m.contains("permission denied") {
+        return Some(format!(
+            "cannot exec {program:?}: permission denied (not an executable file)"
+        ));
+    }
+    None
 }
 
 fn read_spec(path: &Path) -> Result<oci_spec::runtime::Spec, RuntimeError> {
@@ -197,6 +231,20 @@ mod tests {
                 .to_str(),
             Some("/www")
         );
+    }
+
+    #[test]
+    fn a_missing_command_is_named() {
+        let runc = r#"exec failed: unable to start container process: exec: "nope": executable file not found in $PATH"#;
+        assert_eq!(
+            bad_command(runc, "nope", None).as_deref(),
+            Some("cannot exec \"nope\": executable file not found in the container's $PATH")
+        );
+        let abs = r#"exec failed: unable to start container process: exec: "/x": stat /x: no such file or directory"#;
+        assert!(bad_command(abs, "/x", None)
+            .unwrap()
+            .contains("no such file"));
+        assert!(bad_command("container \"c\" does not exist", "ls", None).is_none());
     }
 
     #[test]

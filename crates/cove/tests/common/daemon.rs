@@ -19,6 +19,8 @@ pub struct DaemonOpts {
     pub build_ca_bundle: Option<PathBuf>,
     /// More `cove server` arguments (e.g. `--default-disk 64Mi`).
     pub extra_server_args: Vec<String>,
+    /// Serve pods from only the first `/N` (e.g. 29: five pod addresses) of the leased /24.
+    pub subnet_prefix_len: Option<u8>,
 }
 
 /// A `cove server` of its own, stopped and checked on drop.
@@ -32,6 +34,7 @@ pub struct Daemon {
     pub tls_port: Option<u16>,
     pub build_ca_bundle: Option<PathBuf>,
     pub extra_server_args: Vec<String>,
+    pub subnet_prefix_len: Option<u8>,
     pub subnet: SubnetLease,
     pub token: String,
     /// The daemon's bridge, once seen.
@@ -59,6 +62,7 @@ impl Daemon {
             tls_port: opts.tls.then(free_port),
             build_ca_bundle: opts.build_ca_bundle.clone(),
             extra_server_args: opts.extra_server_args.clone(),
+            subnet_prefix_len: opts.subnet_prefix_len,
             subnet: SubnetLease::take(),
             token: String::new(),
             bridge: Mutex::new(None),
@@ -80,7 +84,10 @@ impl Daemon {
             .arg("--gateway-listen")
             .arg(format!("127.0.0.1:{}", self.gw_port))
             .arg("--subnet")
-            .arg(&self.subnet.cidr)
+            .arg(match self.subnet_prefix_len {
+                Some(len) => format!("{}.0/{len}", self.subnet.prefix),
+                None => self.subnet.cidr.clone(),
+            })
             .arg("--stop-grace-seconds")
             .arg("2");
         if let Some(ca) = &self.build_ca_bundle {
