@@ -21,8 +21,10 @@ pub fn personality(persona: u64) -> Outcome {
     if r < 0 {
         return Outcome::Refused(format!("personality({persona:#x}): {}", errno()));
     }
-    // SAFETY: as above.
-    unsafe { libc::personality(old as libc::c_ulong) };
+    if old >= 0 {
+        // SAFETY: as above.
+        unsafe { libc::personality(old as libc::c_ulong) };
+    }
     Outcome::Succeeded(format!("personality({persona:#x}) returned {r:#x}"))
 }
 
