@@ -12,6 +12,7 @@ mod fs;
 mod kernel;
 mod net;
 mod outcome;
+mod syscalls;
 
 use outcome::Outcome;
 
@@ -24,6 +25,8 @@ const USAGE: &str = "usage: cove-probe <attack> [args...]
               unshare-user | unshare-mount | clone-newuser | clone3-newuser | fork
               raise-nofile | uname
   network:    connect IP PORT | socket-raw | socket-packet | socket-udp
+  seccomp:    io-uring | socket DOMAIN TYPE PROTO | personality PERSONA | threads
+              epoll-eventfd | memfd-exec | netlink-route
   exhaustion: forkbomb | memhog | nofile | fill PATH MAX_MIB
 exit 0: the attempt succeeded; 1: it was refused; 2: usage error";
 
@@ -66,6 +69,16 @@ fn main() {
             i32::from((libc::ETH_P_ALL as u16).to_be()),
         ),
         ["socket-udp"] => net::socket(libc::AF_INET, libc::SOCK_DGRAM, 0),
+        ["io-uring"] => syscalls::io_uring(),
+        ["socket", d, t, p] => match (parse(d), parse(t), parse(p)) {
+            (Ok(d), Ok(t), Ok(p)) => net::socket(d, t, p),
+            _ => usage(()),
+        },
+        ["personality", v] => parse_hex(v).map_or_else(usage, syscalls::personality),
+        ["threads"] => syscalls::threads(),
+        ["epoll-eventfd"] => syscalls::epoll_eventfd(),
+        ["memfd-exec"] => syscalls::memfd_exec(),
+        ["netlink-route"] => syscalls::netlink_route(),
         ["forkbomb"] => exhaust::forkbomb(),
         ["memhog"] => exhaust::memhog(),
         ["nofile"] => exhaust::nofile(),
@@ -77,6 +90,14 @@ fn main() {
 
 fn parse<T: std::str::FromStr>(s: &str) -> Result<T, ()> {
     s.parse().map_err(|_| ())
+}
+
+/// A number written in decimal or, with `0x`, in hex.
+fn parse_hex(s: &str) -> Result<u64, ()> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).map_err(|_| ()),
+        None => parse(s),
+    }
 }
 
 fn usage(_: ()) -> Outcome {

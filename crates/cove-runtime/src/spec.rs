@@ -49,6 +49,61 @@ pub fn host_nofile_hard_limit() -> u64 {
     }
 }
 
+/// Paths under /proc and /sys a pod sees as empty: runc's and Docker's list (host hardware,
+/// kernel memory and timers, other tenants' keys, interrupt counts that leak neighbours'
+/// activity), plus `/proc/kpage*`, which show the flags, map counts and cgroup of every
+/// physical page on the host.
+const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/kpagecgroup",
+    "/proc/kpagecount",
+    "/proc/kpageflags",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+];
+
+/// Paths a pod may read but not write, as Docker's.
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// [`MASKED_PATHS`] and, as Docker, each CPU's `thermal_throttle` directory this host has
+/// (its counters leak other tenants' load).
+fn masked_paths() -> Vec<String> {
+    let mut out = strings(MASKED_PATHS);
+    let cpus = std::fs::read_dir("/sys/devices/system/cpu")
+        .into_iter()
+        .flatten()
+        .flatten();
+    let mut throttle: Vec<String> = cpus
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.strip_prefix("cpu")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.path().join("thermal_throttle"))
+        .filter(|p| p.exists())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    throttle.sort();
+    out.extend(throttle);
+    out
+}
+
 /// Builds the spec for `cfg`, running as `user`.
 pub fn build_spec(
     cfg: &ContainerConfig,
@@ -108,29 +163,11 @@ pub fn build_spec(
 
     let linux = LinuxBuilder::default()
         .namespaces(namespaces(cfg.netns.as_deref(), host.cgroup_v2)?)
-        .seccomp(crate::seccomp::default_profile()?)
+        .seccomp(crate::seccomp::default_profile(cfg.isolation)?)
         .resources(resources(cfg, host)?)
         .cgroups_path(PathBuf::from(cfg.cgroups_path()))
-        .masked_paths(strings(&[
-            "/proc/acpi",
-            "/proc/kcore",
-            "/proc/keys",
-            "/proc/latency_stats",
-            "/proc/timer_list",
-            "/proc/timer_stats",
-            "/proc/sched_debug",
-            "/proc/scsi",
-            "/sys/firmware",
-            "/sys/devices/virtual/powercap",
-        ]))
-        .readonly_paths(strings(&[
-            "/proc/asound",
-            "/proc/bus",
-            "/proc/fs",
-            "/proc/irq",
-            "/proc/sys",
-            "/proc/sysrq-trigger",
-        ]))
+        .masked_paths(masked_paths())
+        .readonly_paths(strings(READONLY_PATHS))
         .build()?;
 
     Ok(SpecBuilder::default()

@@ -254,3 +254,47 @@ fn extra_mounts_are_binds_read_only_when_asked() {
     assert!(opts(ca).contains(&"ro".to_string()));
     assert!(!opts(find("/rw")).contains(&"ro".to_string()));
 }
+
+#[test]
+fn proc_kpage_and_docker_paths_are_masked() {
+    let spec = build_spec(&cfg(), &ResolvedUser::default(), &V1).unwrap();
+    let linux = spec.linux().as_ref().unwrap();
+    let masked = linux.masked_paths().as_ref().unwrap();
+    for p in [
+        "/proc/kpageflags",
+        "/proc/kpagecount",
+        "/proc/kpagecgroup",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/interrupts",
+        "/proc/asound",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/sys/firmware",
+    ] {
+        assert!(masked.iter().any(|m| m == p), "{p} not masked");
+    }
+    let readonly = linux.readonly_paths().as_ref().unwrap();
+    for p in [
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+    ] {
+        assert!(readonly.iter().any(|m| m == p), "{p} not read-only");
+    }
+}
+
+#[test]
+fn seccomp_is_an_allowlist_for_both_runtimes() {
+    let mut c = cfg();
+    for iso in [crate::Isolation::Runc, crate::Isolation::Gvisor] {
+        c.isolation = iso;
+        let spec = build_spec(&c, &ResolvedUser::default(), &V1).unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        let seccomp = &json["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO", "{iso:?}");
+        assert_eq!(seccomp["defaultErrnoRet"], 1, "{iso:?}");
+    }
+}

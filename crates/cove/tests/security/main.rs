@@ -7,10 +7,11 @@
 //!
 //! Families: `processes` (seeing, signalling, tracing host and neighbour processes),
 //! `files` (host and neighbour files, devices, /proc and /sys), `kernel` (mount, modules,
-//! keyrings, bpf, perf, namespaces), `network` (daemon, gateway, host services,
-//! neighbours, link-local), `exhaustion` (fork bomb, memory, open files), `disk` (the
-//! per-pod disk limit) and `hostile_clients` (oversized, slow and malformed requests to
-//! the API and the gateway).
+//! keyrings, bpf, perf, namespaces), `seccomp` (the syscall allowlist: io_uring, socket
+//! families, personality, masked /proc/kpage*, and Python workloads that must keep working),
+//! `network` (daemon, gateway, host services, neighbours, link-local), `exhaustion` (fork
+//! bomb, memory, open files), `disk` (the per-pod disk limit) and `hostile_clients`
+//! (oversized, slow and malformed requests to the API and the gateway).
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -22,3 +23,4 @@ mod hostile_clients;
 mod kernel;
 mod network;
 mod processes;
+mod seccomp;
