@@ -82,6 +82,8 @@ pub struct ServerArgs {
     /// The runc binary. Found in /usr/sbin, /usr/bin, /usr/local/sbin or /usr/local/bin when unset.
     #[arg(long, env = "COVE_RUNC")]
     runc: Option<PathBuf>,
+    #[command(flatten)]
+    conn_limits: crate::conn_limits::ConnLimitArgs,
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
@@ -127,6 +129,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             tls_listen: args.gateway_tls_listen,
             tls_cert: args.tls_cert.clone(),
             tls_key: args.tls_key.clone(),
+            connections: args.conn_limits.gateway(),
             ..GatewayConfig::new(args.gateway_listen, data_dir.clone(), args.domain.clone())
         },
         routes.clone(),
@@ -186,6 +189,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let api_task = tokio::spawn(cove_api::serve(
         api_listener,
         state,
+        args.conn_limits.api(),
         until_stop(stop_rx.clone()),
     ));
     if let Some(tls) = gateway_tls {
