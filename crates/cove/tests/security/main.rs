@@ -9,12 +9,14 @@
 //! `files` (host and neighbour files, devices, /proc and /sys), `kernel` (mount, modules,
 //! keyrings, bpf, perf, namespaces), `network` (daemon, gateway, host services,
 //! neighbours, link-local), `exhaustion` (fork bomb, memory, open files), `disk` (the
-//! per-pod disk limit) and `hostile_clients` (oversized, slow and malformed requests to
-//! the API and the gateway).
+//! per-pod disk limit), `hostile_clients` (oversized, slow and malformed requests to
+//! the API and the gateway) and `connection_floods` (thousands of idle, trickling and
+//! stalled-TLS connections to the API and the gateway).
 #[path = "../common/mod.rs"]
 mod common;
 
 mod attacker;
+mod connection_floods;
 mod disk;
 mod exhaustion;
 mod files;
