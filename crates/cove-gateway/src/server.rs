@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cove_listen::{accept_loop, Conn, Connections, Limits, TrackedIo, TrackedService};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use cove_listen::{accept_loop, Conn, Connections, Limits, TrackedIo, TrackedService};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -205,7 +205,14 @@ async fn listen(
     stop: watch::Receiver<bool>,
 ) {
     accept_loop(listener, &ctx.conns, stop, |io, peer, conn| {
-        serve_conn(io, peer, tls.clone(), Arc::clone(ctx), graceful.watcher(), conn)
+        serve_conn(
+            io,
+            peer,
+            tls.clone(),
+            Arc::clone(ctx),
+            graceful.watcher(),
+            conn,
+        )
     })
     .await
 }

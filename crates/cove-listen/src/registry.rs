@@ -61,12 +61,10 @@ impl Connections {
     /// `None` when every slot is busy or upgraded (drop the socket).
     pub fn admit(&self, peer: SocketAddr) -> Option<Admitted> {
         let mut closed = Vec::new();
-        let admitted = self.shared.table().admit(
-            peer.ip(),
-            Instant::now(),
-            &self.shared.limits,
-            &mut closed,
-        );
+        let admitted =
+            self.shared
+                .table()
+                .admit(peer.ip(), Instant::now(), &self.shared.limits, &mut closed);
         if !closed.is_empty() {
             tracing::debug!(listener = self.shared.name, %peer, shed = closed.len(), "closed old connections to admit a new one");
         }
@@ -125,7 +123,11 @@ async fn reap(shared: Weak<Shared>) {
             .table()
             .expire(Instant::now(), &shared.limits, &mut closed);
         if !closed.is_empty() {
-            tracing::debug!(listener = shared.name, closed = closed.len(), "closed connections idle past their deadline");
+            tracing::debug!(
+                listener = shared.name,
+                closed = closed.len(),
+                "closed connections idle past their deadline"
+            );
         }
     }
 }

@@ -112,7 +112,11 @@ async fn get(s: &mut TcpStream, path: &str) -> (u16, String) {
             let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
             let len = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.parse::<usize>().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.parse::<usize>().unwrap())
+                })
                 .unwrap_or(0);
             if body.len() >= len {
                 return (status, body.to_string());
@@ -166,7 +170,9 @@ async fn busy_and_upgraded_connections_are_never_shed() {
         .unwrap();
     let mut tunnel = TcpStream::connect(srv.addr).await.unwrap();
     tunnel
-        .write_all(b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+        .write_all(
+            b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
         .await
         .unwrap();
     let mut head = [0u8; 512];

@@ -30,8 +30,8 @@ fn silent(addr: &str, from: IpAddr, n: usize) -> Vec<TcpStream> {
     let to: SocketAddr = addr.parse().unwrap();
     (0..n)
         .map(|_| {
-            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                .unwrap();
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
             s.bind(&SocketAddr::new(from, 0).into()).unwrap();
             s.connect(&to.into())
                 .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
@@ -66,8 +66,10 @@ fn open_count(conns: &[TcpStream]) -> usize {
 /// one the server drops, until `stop`.
 fn trickle(addr: String, n: usize, head: &'static [u8], stop: Arc<AtomicBool>) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut conns: Vec<(TcpStream, usize)> =
-            silent(&addr, LOCAL, n).into_iter().map(|s| (s, 0)).collect();
+        let mut conns: Vec<(TcpStream, usize)> = silent(&addr, LOCAL, n)
+            .into_iter()
+            .map(|s| (s, 0))
+            .collect();
         while !stop.load(Ordering::Relaxed) {
             for (s, sent) in conns.iter_mut() {
                 let i = *sent % head.len();
@@ -86,10 +88,13 @@ fn trickle(addr: String, n: usize, head: &'static [u8], stop: Arc<AtomicBool>) -
 }
 
 /// A request head that never ends.
-const ENDLESS_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaa";
+const ENDLESS_HEAD: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaa";
 
 /// The start of a TLS ClientHello record (claiming 512 bytes that never come).
-const STALLED_HELLO: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+const STALLED_HELLO: &[u8] = &[
+    0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+];
 
 fn stalled_tls(addr: &str, n: usize) -> Vec<TcpStream> {
     let mut conns = silent(addr, LOCAL, n);
@@ -133,7 +138,9 @@ fn rss_kib_and_fds(d: &Daemon) -> (u64, usize) {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("VmRSS");
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
     (rss, fds)
 }
 
@@ -182,7 +189,11 @@ fn floods_of_idle_trickling_and_stalled_tls_connections_lock_no_one_out() {
         worst = (worst.0.max(gw_took), worst.1.max(api_took));
     }
     let (rss, fds) = rss_kib_and_fds(&d);
-    let (gw_open, api_open, tls_open) = (open_count(&gw_idle), open_count(&api_idle), open_count(&tls));
+    let (gw_open, api_open, tls_open) = (
+        open_count(&gw_idle),
+        open_count(&api_idle),
+        open_count(&tls),
+    );
     eprintln!(
         "under attack: gateway answered within {:?}, API within {:?}; daemon RSS {} -> {} KiB, \
          fds {fds_before} -> {fds}; still open: gateway {gw_open} of 10200 (+{tls_open} of 200 TLS), \
@@ -193,11 +204,17 @@ fn floods_of_idle_trickling_and_stalled_tls_connections_lock_no_one_out() {
     for t in tricklers {
         t.join().unwrap();
     }
-    assert!(worst.0 < ANSWERED_WITHIN && worst.1 < ANSWERED_WITHIN, "{worst:?}");
+    assert!(
+        worst.0 < ANSWERED_WITHIN && worst.1 < ANSWERED_WITHIN,
+        "{worst:?}"
+    );
     // The default caps hold (8,192 gateway, 1,024 API), and the shed sockets are closed.
     assert!(gw_open + tls_open <= 8192, "{gw_open} + {tls_open}");
     assert!(api_open <= 1024, "{api_open}");
-    assert!(fds < fds_before + 8192 + 1024 + 64, "daemon holds {fds} descriptors");
+    assert!(
+        fds < fds_before + 8192 + 1024 + 64,
+        "daemon holds {fds} descriptors"
+    );
     assert!(
         rss < rss_before + 256 * 1024,
         "daemon RSS grew from {rss_before} to {rss} KiB"
@@ -253,26 +270,41 @@ fn silent_stalled_and_idle_connections_are_closed_after_their_timeout() {
     d.wait_serving(&pod, 8000, "/");
     let mut conns = silent(&d.gw(), LOCAL, 500);
     conns.extend(silent(&api(&d), LOCAL, 500));
-    conns.extend(stalled_tls(&format!("127.0.0.1:{}", d.tls_port.unwrap()), 50));
+    conns.extend(stalled_tls(
+        &format!("127.0.0.1:{}", d.tls_port.unwrap()),
+        50,
+    ));
     let mut gw_keep = TcpStream::connect(d.gw()).unwrap();
-    assert_eq!(keep_alive_get(&mut gw_keep, &Daemon::host_for(&pod, 8000), "/"), 200);
+    assert_eq!(
+        keep_alive_get(&mut gw_keep, &Daemon::host_for(&pod, 8000), "/"),
+        200
+    );
     let mut api_keep = TcpStream::connect(api(&d)).unwrap();
-    assert_eq!(keep_alive_get(&mut api_keep, "127.0.0.1", "/v1/health"), 200);
+    assert_eq!(
+        keep_alive_get(&mut api_keep, "127.0.0.1", "/v1/health"),
+        200
+    );
     conns.extend([gw_keep, api_keep]);
     // A head trickled a byte a second outlives hyper's own header timeout (30 s on the
     // gateway) unless the first-request deadline closes it.
     let mut trickling = silent(&d.gw(), LOCAL, 20);
     let started = Instant::now();
-    wait_until("trickled heads to be closed", Duration::from_secs(20), || {
-        for (i, s) in trickling.iter_mut().enumerate() {
-            let _ = s.write_all(&ENDLESS_HEAD[i % 8..i % 8 + 1]);
-        }
-        std::thread::sleep(Duration::from_millis(900));
-        (open_count(&trickling) == 0).then_some(())
-    });
-    wait_until("idle connections to be closed", Duration::from_secs(30), || {
-        (open_count(&conns) == 0).then_some(())
-    });
+    wait_until(
+        "trickled heads to be closed",
+        Duration::from_secs(20),
+        || {
+            for (i, s) in trickling.iter_mut().enumerate() {
+                let _ = s.write_all(&ENDLESS_HEAD[i % 8..i % 8 + 1]);
+            }
+            std::thread::sleep(Duration::from_millis(900));
+            (open_count(&trickling) == 0).then_some(())
+        },
+    );
+    wait_until(
+        "idle connections to be closed",
+        Duration::from_secs(30),
+        || (open_count(&conns) == 0).then_some(()),
+    );
     eprintln!(
         "all {} idle, stalled and trickling connections closed {:?} after they opened",
         conns.len() + trickling.len(),
@@ -304,9 +336,15 @@ fn one_address_cannot_hold_every_slot() {
     let other: IpAddr = "127.0.0.2".parse().unwrap();
     let quiet = silent(&d.gw(), other, 50);
     let flood = silent(&d.gw(), LOCAL, 2_000);
-    wait_until("the flood to be trimmed to its limit", Duration::from_secs(30), || {
-        (open_count(&flood) <= 100).then_some(())
-    });
-    assert_eq!(open_count(&quiet), 50, "the flood closed another address's connections");
+    wait_until(
+        "the flood to be trimmed to its limit",
+        Duration::from_secs(30),
+        || (open_count(&flood) <= 100).then_some(()),
+    );
+    assert_eq!(
+        open_count(&quiet),
+        50,
+        "the flood closed another address's connections"
+    );
     assert_eq!(d.get(&pod, 8000, "/").status, 200);
 }
