@@ -81,13 +81,15 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
 
 /// Serves the API until `shutdown` resolves, with the limits of [`serve`](mod@serve):
-/// header read timeout, head size cap, connection cap.
+/// header read timeout, head size cap, and `limits` (connection cap, per-address cap,
+/// first-request and idle deadlines; [`cove_listen::Limits::API`] by default).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: cove_listen::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve::serve(listener, router(state), shutdown).await
+    serve::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Runs a state-changing operation in its own task, so that a client

@@ -1,13 +1,16 @@
 //! The API's listener loop, hardened against hostile clients (the gateway's
-//! `cove-gateway/src/server.rs` does the same for pods' traffic).
+//! `cove-gateway/src/server.rs` does the same for pods' traffic, with the same
+//! `cove_listen` guard).
 //!
 //! `axum::serve` has no limits of its own, so the API runs its router on hyper-util's
 //! connection builder with:
 //! - a header read timeout: a client that trickles its request head (slowloris) is dropped
 //!   after [`HEADER_READ_TIMEOUT`] and holds only its own task meanwhile;
 //! - a request head cap ([`MAX_HEADER_BYTES`]): a bigger head is answered `431`;
-//! - a connection cap ([`MAX_CONNECTIONS`]): back-pressure on accept instead of running out
-//!   of memory or descriptors.
+//! - `cove_listen`'s guard ([`cove_listen::Limits`], `--api-*` flags): a deadline from
+//!   accept to the first request (a client that never sends a byte), an idle keep-alive
+//!   timeout, and a connection cap that closes the oldest idle connection to admit a new
+//!   one, so the admin is still served while thousands of idle connections are open.
 //!
 //! Bodies are capped per route by axum's body limit (JSON routes: [`crate::MAX_JSON_BODY`],
 //! answered `413`); uploads stream to disk, capped by `--max-upload-bytes`
@@ -18,27 +21,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use cove_listen::{accept_loop, Connections, Limits, TrackedService};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// Time a client gets to send a complete request head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Concurrent client connections.
-const MAX_CONNECTIONS: usize = 1024;
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight
-/// finish (bounded by a grace period).
+/// Serves `router` on `listener` within `limits` until `shutdown` resolves, then lets
+/// requests in flight finish (bounded by a grace period).
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -53,45 +56,25 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32);
     let builder = Arc::new(builder);
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let conns = Connections::new("api", limits);
     let graceful = GracefulShutdown::new();
-    let (stop_tx, mut stop) = watch::channel(false);
+    let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    loop {
-        let permit = tokio::select! {
-            _ = stop.changed() => break,
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = stop.changed() => break,
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Typically EMFILE: back off instead of spinning; never stop serving.
-                    tracing::warn!(error = %e, "api accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(router.clone());
+    accept_loop(&listener, &conns, stop, |io, peer, conn| {
+        let svc = TrackedService::new(TowerToHyperService::new(router.clone()), conn);
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        async move {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "api connection ended with error");
             }
-        });
-    }
+        }
+    })
+    .await;
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()

@@ -2,8 +2,10 @@
 //!
 //! Each accepted connection runs in its own task with hyper-util's auto builder (HTTP/1.1,
 //! and HTTP/2 where TLS ALPN picks it). Slow or hostile clients are bounded per connection:
-//! a header read timeout, a header size cap and a TLS handshake timeout; a connection cap
-//! applies back-pressure on accept instead of exhausting memory or descriptors.
+//! a header read timeout, a header size cap and a TLS handshake timeout. Both listeners share
+//! one `cove_listen::Connections` ([`GatewayConfig::connections`]): a deadline from accept to
+//! the first request (TLS included), an idle keep-alive timeout, and a connection cap that
+//! closes the oldest idle connection to admit a new one instead of blocking accept.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,12 +13,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cove_listen::{accept_loop, Conn, Connections, Limits, TrackedIo, TrackedService};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::GatewayError;
@@ -31,8 +34,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Time a client gets to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Concurrent client connections, across both listeners.
-const MAX_CONNECTIONS: usize = 10_000;
 /// How long shutdown waits for in-flight requests before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default for [`GatewayConfig::connect_retry`].
@@ -56,6 +57,8 @@ pub struct GatewayConfig {
     /// How long to keep retrying a refused upstream connection (a pod still binding its
     /// port) before answering 502.
     pub connect_retry: Duration,
+    /// Connection cap, per-address cap and deadlines, shared by both listeners.
+    pub connections: Limits,
 }
 
 impl GatewayConfig {
@@ -69,6 +72,7 @@ impl GatewayConfig {
             data_dir,
             domain: domain.into(),
             connect_retry: DEFAULT_CONNECT_RETRY,
+            connections: Limits::GATEWAY,
         }
     }
 }
@@ -79,6 +83,7 @@ pub struct Gateway {
     http_addr: SocketAddr,
     tls: Option<(TcpListener, SocketAddr, TlsAcceptor)>,
     state: Arc<ProxyState>,
+    limits: Limits,
 }
 
 impl Gateway {
@@ -116,6 +121,7 @@ impl Gateway {
             http_addr,
             tls,
             state,
+            limits: cfg.connections,
         })
     }
 
@@ -149,16 +155,16 @@ impl Gateway {
         let ctx = Arc::new(ConnCtx {
             builder,
             state: self.state,
-            limit: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            conns: Connections::new("gateway", self.limits),
         });
         let graceful = GracefulShutdown::new();
         let (stop_tx, stop_rx) = watch::channel(false);
         tracing::info!(http = %self.http_addr, tls = ?self.tls.as_ref().map(|t| t.1), "gateway listening");
 
-        let http_loop = accept_loop(self.http, None, &ctx, &graceful, stop_rx.clone());
+        let http_loop = listen(&self.http, None, &ctx, &graceful, stop_rx.clone());
         let tls_loop = async {
-            if let Some((listener, _, acceptor)) = self.tls {
-                accept_loop(listener, Some(acceptor), &ctx, &graceful, stop_rx).await;
+            if let Some((listener, _, acceptor)) = &self.tls {
+                listen(listener, Some(acceptor.clone()), &ctx, &graceful, stop_rx).await;
             }
         };
         let signal = async move {
@@ -188,57 +194,43 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
 struct ConnCtx {
     builder: auto::Builder<TokioExecutor>,
     state: Arc<ProxyState>,
-    limit: Arc<Semaphore>,
+    conns: Connections,
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+async fn listen(
+    listener: &TcpListener,
     tls: Option<TlsAcceptor>,
     ctx: &Arc<ConnCtx>,
     graceful: &GracefulShutdown,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let permit = tokio::select! {
-            _ = stop.changed() => return,
-            p = Arc::clone(&ctx.limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = stop.changed() => return,
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Typically EMFILE: back off instead of spinning; never stop serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let ctx2 = Arc::clone(ctx);
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            serve_conn(stream, peer, tls, ctx2, watcher).await;
-        });
-    }
+    accept_loop(listener, &ctx.conns, stop, |io, peer, conn| {
+        serve_conn(
+            io,
+            peer,
+            tls.clone(),
+            Arc::clone(ctx),
+            graceful.watcher(),
+            conn,
+        )
+    })
+    .await
 }
 
 async fn serve_conn(
-    stream: TcpStream,
+    stream: TrackedIo<TcpStream>,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     ctx: Arc<ConnCtx>,
     watcher: hyper_util::server::graceful::Watcher,
+    conn: Conn,
 ) {
     let state = Arc::clone(&ctx.state);
     let proto = if tls.is_some() { "https" } else { "http" };
-    let svc = service_fn(move |req| handle(Arc::clone(&state), req, peer, proto));
+    let svc = TrackedService::new(
+        service_fn(move |req| handle(Arc::clone(&state), req, peer, proto)),
+        conn,
+    );
     let result = match tls {
         None => {
             let conn = ctx

@@ -1,6 +1,7 @@
 //! `cove`: the client commands and `cove server`, the daemon. This file only
 //! parses arguments, sets up tracing and hands over.
 
+mod conn_limits;
 mod server;
 mod shim;
 mod workspace_limits;

@@ -84,6 +84,8 @@ pub struct ServerArgs {
     runc: Option<PathBuf>,
     #[command(flatten)]
     workspace_limits: crate::workspace_limits::WorkspaceLimitArgs,
+    #[command(flatten)]
+    conn_limits: crate::conn_limits::ConnLimitArgs,
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
@@ -130,6 +132,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             tls_listen: args.gateway_tls_listen,
             tls_cert: args.tls_cert.clone(),
             tls_key: args.tls_key.clone(),
+            connections: args.conn_limits.gateway(),
             ..GatewayConfig::new(args.gateway_listen, data_dir.clone(), args.domain.clone())
         },
         routes.clone(),
@@ -190,6 +193,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let api_task = tokio::spawn(cove_api::serve(
         api_listener,
         state,
+        args.conn_limits.api(),
         until_stop(stop_rx.clone()),
     ));
     if let Some(tls) = gateway_tls {

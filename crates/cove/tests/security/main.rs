@@ -10,12 +10,14 @@
 //! keyrings, bpf, perf, namespaces), `seccomp` (the syscall allowlist: io_uring, socket
 //! families, personality, masked /proc/kpage*, and Python workloads that must keep working),
 //! `network` (daemon, gateway, host services, neighbours, link-local), `exhaustion` (fork
-//! bomb, memory, open files), `disk` (the per-pod disk limit) and `hostile_clients`
-//! (oversized, slow and malformed requests to the API and the gateway).
+//! bomb, memory, open files), `disk` (the per-pod disk limit), `hostile_clients`
+//! (oversized, slow and malformed requests to the API and the gateway) and `connection_floods`
+//! (thousands of idle, trickling and stalled-TLS connections to the API and the gateway).
 #[path = "../common/mod.rs"]
 mod common;
 
 mod attacker;
+mod connection_floods;
 mod disk;
 mod exhaustion;
 mod files;
