@@ -26,13 +26,14 @@ pub(crate) fn mount_rootfs(
     empty: &Path,
     container_dir: &Path,
     disk_mib: Option<u64>,
+    pool: Option<&crate::disk_pool::DiskPool>,
 ) -> Result<PathBuf, ImageError> {
     let rootfs = container_dir.join("rootfs");
     if is_mounted(&rootfs)? {
         return Ok(rootfs);
     }
     let writable = match disk_mib {
-        Some(mib) => crate::disk::mount(container_dir, mib)?,
+        Some(mib) => crate::disk::mount(container_dir, mib, pool)?,
         None => container_dir.to_path_buf(),
     };
     let upper = writable.join("upper");
