@@ -177,8 +177,9 @@ fn the_default_disk_stops_a_pod_creating_300_000_files() {
         "sleep 600",
     ]);
     d.wait_status(&pod.id, ContainerStatus::Running, LONG);
-    // Shell built-ins only (no fork per file): `: >` creates an empty file.
-    let script = "mkdir /many && i=0; while [ $i -lt 300000 ]; do : > /many/$i || break; \
+    // Shell built-ins only (no fork per file): `true >` creates an empty file (not `: >`: a
+    // failed redirection on a special built-in ends the shell).
+    let script = "mkdir /many && i=0; while [ $i -lt 300000 ]; do true > /many/$i || break; \
                   i=$((i+1)); done; echo created $i";
     let o = d.cli(&["container", "exec", &pod.id, "--", "sh", "-c", script]);
     let out = format!("{}{}", stdout(&o), stderr(&o));
