@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::ImageError;
 
@@ -20,6 +20,9 @@ use crate::ImageError;
 const MIN_FREE: u64 = 1 << 30;
 /// How often a pool that could not refill (no room, mkfs failing) tries again.
 const RETRY: Duration = Duration::from_secs(10);
+/// The filler waits this long after the last take: a refill's mkfs competing for the CPU and
+/// the disk with the creates still in flight would slow them down.
+const QUIET: Duration = Duration::from_millis(250);
 
 /// The formatted images ready to take, and the thread that makes them.
 pub(crate) struct DiskPool {
@@ -36,6 +39,7 @@ struct State {
     ready: Vec<PathBuf>,
     stopping: bool,
     next: u64,
+    last_take: Option<Instant>,
 }
 
 impl DiskPool {
@@ -74,8 +78,13 @@ impl DiskPool {
         if mib != self.mib {
             return false;
         }
-        let Some(img) = self.state().ready.pop() else {
-            return false;
+        let img = {
+            let mut st = self.state();
+            let Some(img) = st.ready.pop() else {
+                return false;
+            };
+            st.last_take = Some(Instant::now());
+            img
         };
         self.wake.notify_all();
         match std::fs::rename(&img, dest) {
@@ -98,8 +107,21 @@ impl DiskPool {
         loop {
             let n = {
                 let mut st = self.state();
-                while !st.stopping && st.ready.len() >= self.size {
-                    st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                loop {
+                    let quiet = st.last_take.map(|t| QUIET.saturating_sub(t.elapsed()));
+                    st = match quiet {
+                        _ if st.stopping => break,
+                        _ if st.ready.len() >= self.size => {
+                            self.wake.wait(st).unwrap_or_else(|p| p.into_inner())
+                        }
+                        Some(wait) if !wait.is_zero() => {
+                            self.wake
+                                .wait_timeout(st, wait)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0
+                        }
+                        _ => break,
+                    };
                 }
                 if st.stopping {
                     return;
@@ -136,8 +158,9 @@ impl DiskPool {
         }
         let tmp = self.dir.join(format!("{n}.tmp"));
         let img = self.dir.join(format!("{n}.img"));
-        let made = crate::disk::format(&tmp, self.mib)
-            .and_then(|()| std::fs::rename(&tmp, &img).map_err(|e| ImageError::io("rename", &tmp, e)));
+        let made = crate::disk::format(&tmp, self.mib, true).and_then(|()| {
+            std::fs::rename(&tmp, &img).map_err(|e| ImageError::io("rename", &tmp, e))
+        });
         if let Err(e) = made {
             let _ = std::fs::remove_file(&tmp);
             return Err(e.to_string());
@@ -166,9 +189,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn clear(dir: &Path) -> Result<(), ImageError> {
     match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(ImageError::io("remove", dir, e))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ImageError::io("remove", dir, e)),
         _ => Ok(()),
     }
 }

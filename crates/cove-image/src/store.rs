@@ -92,7 +92,8 @@ impl ImageStore {
         // Disks formatted for an earlier daemon's pool: never handed out, maybe half-made.
         let pool_dir = data_dir.join("disk-pool");
         if pool_dir.exists() {
-            std::fs::remove_dir_all(&pool_dir).map_err(|e| ImageError::io("clean", &pool_dir, e))?;
+            std::fs::remove_dir_all(&pool_dir)
+                .map_err(|e| ImageError::io("clean", &pool_dir, e))?;
         }
         for d in [&blob_dir, &layers_dir, &tmp, &empty] {
             mkdir(d)?;

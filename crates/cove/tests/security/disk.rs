@@ -129,7 +129,11 @@ fn the_daemon_default_disk_applies_and_a_restart_after_kill_9_cleans_up() {
     assert!(out.contains("No space left on device"), "{out}");
     assert!(wrote_mib(&out) <= 48, "{out}");
     // The host paid for what the pod wrote, not more: the sparse image holds at most its size.
-    let img = d.data_dir.join("containers").join(&a.pod.id).join("disk.img");
+    let img = d
+        .data_dir
+        .join("containers")
+        .join(&a.pod.id)
+        .join("disk.img");
     assert!(allocated(&img) <= 48 << 20, "{} bytes", allocated(&img));
     let id = a.pod.id.clone();
     drop(a);
@@ -193,7 +197,12 @@ fn the_default_disk_stops_a_pod_creating_300_000_files() {
     assert!(out.contains("No space left on device"), "{out}");
     assert!((100_000..=163_840).contains(&created), "{out}");
     // The host holds the pod's inodes in its image, not on the data dir's filesystem.
-    assert!(!d.data_dir.join("containers").join(&pod.id).join("upper").exists());
+    assert!(!d
+        .data_dir
+        .join("containers")
+        .join(&pod.id)
+        .join("upper")
+        .exists());
     ok(&d.cli(&["container", "stop", &pod.id]));
     d.wait_status(&pod.id, ContainerStatus::Stopped, LONG);
     assert_eq!(d.leftovers_of(&pod.id), Vec::<String>::new());
@@ -259,7 +268,10 @@ fn the_disk_pool_refills_after_takes_and_serves_concurrent_creates() {
     assert!(d.loop_devices().is_empty(), "{:?}", d.loop_devices());
     let st = d.terminate();
     assert!(st.is_some_and(|s| s.success()), "{st:?}");
-    assert!(!d.data_dir.join("disk-pool").exists(), "the pool outlived the daemon");
+    assert!(
+        !d.data_dir.join("disk-pool").exists(),
+        "the pool outlived the daemon"
+    );
 }
 
 /// `--default-disk off` is the explicit way to unlimited pods (no disk, no pool); a bad
@@ -284,6 +296,9 @@ fn default_disk_off_is_explicit_and_bad_values_are_refused() {
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("--default-disk") && err.contains("lots"), "{err}");
+    assert!(
+        err.contains("--default-disk") && err.contains("lots"),
+        "{err}"
+    );
     assert!(!d.data_dir.join("never").exists());
 }
