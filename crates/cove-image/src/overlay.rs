@@ -89,6 +89,16 @@ pub(crate) fn mount_rootfs(
     Ok(rootfs)
 }
 
+/// The overlay upper dir of the container in `container_dir`: on its disk if it has one.
+pub(crate) fn upper_dir(container_dir: &Path) -> Result<PathBuf, ImageError> {
+    let disk = container_dir.join("disk");
+    Ok(if is_mounted(&disk)? {
+        disk.join("upper")
+    } else {
+        container_dir.join("upper")
+    })
+}
+
 /// Unmounts `<container_dir>/rootfs` (retrying, then lazily detaching if busy)
 /// and removes rootfs, upper and work, and the pod's disk if it has one. Idempotent.
 #[tracing::instrument(skip_all, fields(container = %container_dir.display()))]

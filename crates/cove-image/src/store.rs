@@ -229,6 +229,12 @@ impl ImageStore {
         }
     }
 
+    /// The overlay upper dir (the writable layer) of the container mounted in
+    /// `container_dir`: on its disk if it has a disk limit.
+    pub fn upper_dir(container_dir: &Path) -> Result<PathBuf, ImageError> {
+        overlay::upper_dir(container_dir)
+    }
+
     /// Unmounts and removes what [`ImageStore::mount_rootfs`] created. Idempotent.
     pub fn unmount_rootfs(container_dir: &Path) -> Result<(), ImageError> {
         overlay::unmount_rootfs(container_dir)

@@ -302,3 +302,44 @@ fn default_disk_off_is_explicit_and_bad_values_are_refused() {
     );
     assert!(!d.data_dir.join("never").exists());
 }
+
+/// A build step runs code like a pod's: its writable layer has the pods' default disk, so a
+/// step filling it fails the build with ENOSPC (and leaves nothing), while a step within it
+/// builds an image that runs.
+#[test]
+fn a_build_step_stops_at_the_default_disk() {
+    let d = Daemon::start_with(DaemonOpts {
+        extra_server_args: vec!["--default-disk".into(), "40Mi".into()],
+        ..Default::default()
+    });
+    let base = registry().image("latest");
+    let o = d.cli(&[
+        "image",
+        "build",
+        "--base",
+        &base,
+        "--command",
+        "dd if=/dev/zero of=/big bs=1M count=200",
+    ]);
+    let line = failed_with(&o, &["step 1"]);
+    assert!(
+        format!("{line}{}", stdout(&o)).contains("No space left on device"),
+        "{line}"
+    );
+    assert!(d.mounts().is_empty(), "{:?}", d.mounts());
+    assert!(d.loop_devices().is_empty(), "{:?}", d.loop_devices());
+
+    let out = ok(&d.cli(&[
+        "image",
+        "build",
+        "--base",
+        &base,
+        "--command",
+        "dd if=/dev/zero of=/small bs=1M count=4",
+    ]));
+    let image = built_reference(&out);
+    let c = d.run_pod(&["--image", &image, "--entrypoint", "ls -l /small"]);
+    d.wait_status(&c.id, ContainerStatus::Exited, LONG);
+    let log = ok(&d.cli(&["container", "logs", &c.id]));
+    assert!(log.contains("4194304"), "{log}");
+}
