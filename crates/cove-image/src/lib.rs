@@ -7,7 +7,8 @@
 //! * `unpack`, `fsat`, `whiteout` — the hostile-layer boundary: our own tar
 //!   entry loop over symlink-proof `*at` file operations.
 //! * `overlay` — mounting/unmounting container root filesystems; `disk` — the
-//!   per-pod disk limit (upper dir on a sized loop-mounted ext4).
+//!   per-pod disk limit (upper dir on a sized loop-mounted ext4); `disk_pool` — disks of
+//!   the default size formatted ahead; `loop_device` — attaching a loop device in process.
 //! * `import` — OCI layouts, OCI archives and docker-archive tars.
 //! * `build`, `layer_from_dir` — images made by builds: a container's
 //!   overlay upper dir turned back into an OCI layer on top of its image.
@@ -18,17 +19,20 @@
 //! On disk (`<data_dir>/images`): `blobs/sha256/<hex>`, `l/<12 hex of diff_id>`
 //! (unpacked layers; short for the overlay option limit), `tmp/` (in-flight
 //! downloads/unpacks, wiped on open), `empty/` (the lower of zero-layer images),
-//! `files/sha256/<hex>` (synced files).
+//! `files/sha256/<hex>` (synced files). `<data_dir>/disk-pool/<n>.img`: formatted pod
+//! disks waiting to be taken.
 
 mod blobs;
 mod build;
 mod config;
 mod disk;
+mod disk_pool;
 mod error;
 mod fsat;
 mod gc;
 mod import;
 mod layer_from_dir;
+mod loop_device;
 mod manifest;
 mod overlay;
 pub mod pull;

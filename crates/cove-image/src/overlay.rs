@@ -26,13 +26,14 @@ pub(crate) fn mount_rootfs(
     empty: &Path,
     container_dir: &Path,
     disk_mib: Option<u64>,
+    pool: Option<&crate::disk_pool::DiskPool>,
 ) -> Result<PathBuf, ImageError> {
     let rootfs = container_dir.join("rootfs");
     if is_mounted(&rootfs)? {
         return Ok(rootfs);
     }
     let writable = match disk_mib {
-        Some(mib) => crate::disk::mount(container_dir, mib)?,
+        Some(mib) => crate::disk::mount(container_dir, mib, pool)?,
         None => container_dir.to_path_buf(),
     };
     let upper = writable.join("upper");
@@ -86,6 +87,16 @@ pub(crate) fn mount_rootfs(
     .map_err(|e| ImageError::nix("mount overlay on", &rootfs, e))?;
     tracing::debug!(rootfs = %rootfs.display(), layers = lowers.len(), "mounted rootfs");
     Ok(rootfs)
+}
+
+/// The overlay upper dir of the container in `container_dir`: on its disk if it has one.
+pub(crate) fn upper_dir(container_dir: &Path) -> Result<PathBuf, ImageError> {
+    let disk = container_dir.join("disk");
+    Ok(if is_mounted(&disk)? {
+        disk.join("upper")
+    } else {
+        container_dir.join("upper")
+    })
 }
 
 /// Unmounts `<container_dir>/rootfs` (retrying, then lazily detaching if busy)

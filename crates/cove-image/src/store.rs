@@ -2,11 +2,12 @@
 //! unpacked layers, and garbage collection.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde::{Deserialize, Serialize};
 
 use crate::blobs::{digest_hex, temp_path, BlobStore};
+use crate::disk_pool::DiskPool;
 use crate::manifest::Compression;
 use crate::{overlay, reference, unpack, ImageConfig, ImageError};
 
@@ -58,6 +59,10 @@ pub(crate) struct Inner {
     /// Held while committing an image row and while garbage-collecting, so a
     /// GC never deletes a layer that a finishing pull is about to reference.
     pub gc: Mutex<()>,
+    /// `<data_dir>/disk-pool`.
+    pub disk_pool_dir: PathBuf,
+    /// Pod disks formatted ahead, once [`ImageStore::start_disk_pool`] ran.
+    pub disk_pool: OnceLock<Arc<DiskPool>>,
 }
 
 fn mkdir(p: &Path) -> Result<(), ImageError> {
@@ -84,6 +89,12 @@ impl ImageStore {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| ImageError::io("clean", &tmp, e))?;
         }
+        // Disks formatted for an earlier daemon's pool: never handed out, maybe half-made.
+        let pool_dir = data_dir.join("disk-pool");
+        if pool_dir.exists() {
+            std::fs::remove_dir_all(&pool_dir)
+                .map_err(|e| ImageError::io("clean", &pool_dir, e))?;
+        }
         for d in [&blob_dir, &layers_dir, &tmp, &empty] {
             mkdir(d)?;
         }
@@ -96,6 +107,8 @@ impl ImageStore {
                 db: store,
                 insecure: RwLock::new(options.insecure_registries),
                 gc: Mutex::new(()),
+                disk_pool_dir: pool_dir,
+                disk_pool: OnceLock::new(),
             }),
         })
     }
@@ -186,7 +199,40 @@ impl ImageStore {
                 image.reference
             )));
         }
-        overlay::mount_rootfs(&lowers, &self.inner.empty, container_dir, disk_mib)
+        let pool = self.inner.disk_pool.get().map(Arc::as_ref);
+        overlay::mount_rootfs(&lowers, &self.inner.empty, container_dir, disk_mib, pool)
+    }
+
+    /// Keeps `size` disks of `mib` MiB formatted ahead in `<data_dir>/disk-pool` (emptied
+    /// first: an earlier daemon may have left some), so creates with that disk size skip
+    /// mkfs. Once per store; a later call does nothing.
+    pub fn start_disk_pool(&self, mib: u64, size: usize) -> Result<(), ImageError> {
+        if size == 0 || self.inner.disk_pool.get().is_some() {
+            return Ok(());
+        }
+        let pool = DiskPool::start(self.inner.disk_pool_dir.clone(), mib, size)?;
+        if let Err(pool) = self.inner.disk_pool.set(pool) {
+            pool.stop();
+        }
+        Ok(())
+    }
+
+    /// Number of pooled disks ready to take (0 without a pool).
+    pub fn disk_pool_ready(&self) -> usize {
+        self.inner.disk_pool.get().map_or(0, |p| p.ready())
+    }
+
+    /// Stops refilling the disk pool and removes its disks (at shutdown). Idempotent.
+    pub fn stop_disk_pool(&self) {
+        if let Some(pool) = self.inner.disk_pool.get() {
+            pool.stop();
+        }
+    }
+
+    /// The overlay upper dir (the writable layer) of the container mounted in
+    /// `container_dir`: on its disk if it has a disk limit.
+    pub fn upper_dir(container_dir: &Path) -> Result<PathBuf, ImageError> {
+        overlay::upper_dir(container_dir)
     }
 
     /// Unmounts and removes what [`ImageStore::mount_rootfs`] created. Idempotent.

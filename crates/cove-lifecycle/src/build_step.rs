@@ -1,6 +1,6 @@
 //! Running one build step: a container on the previous image (mounted and
-//! attached like a pod's, with egress), its output streamed while it runs,
-//! then its overlay upper dir committed as a new image.
+//! attached like a pod's, with egress and the pods' default disk limit), its output
+//! streamed while it runs, then its overlay upper dir committed as a new image.
 //!
 //! The container has no pod or container row; it lives in
 //! `<data_dir>/containers/build-<hex>` and is removed whatever happens.
@@ -140,7 +140,9 @@ impl Lifecycle {
         sink: BuildSink<'_>,
     ) -> Result<Image, LifecycleError> {
         let dir = self.container_dir(id);
-        let (rootfs, attachment) = self.mount_and_attach(id, parent, None).await?;
+        // A step runs code like a pod's, so its writable layer gets the pods' default limit.
+        let disk = self.inner.cfg.default_disk_mib;
+        let (rootfs, attachment) = self.mount_and_attach(id, parent, disk).await?;
         let mut all_env = parent.config.env.clone();
         let mut set = |kv: String| {
             let k = kv
@@ -224,7 +226,8 @@ impl Lifecycle {
             )));
         }
         let images = self.inner.images.clone();
-        let (parent, upper, reference) = (parent.clone(), dir.join("upper"), reference.to_string());
+        let upper = cove_image::ImageStore::upper_dir(&dir)?;
+        let (parent, reference) = (parent.clone(), reference.to_string());
         let env = env.to_vec();
         let created_by = describe(step);
         let image = tokio::task::spawn_blocking(move || {

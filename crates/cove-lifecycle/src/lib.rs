@@ -168,8 +168,11 @@ impl Lifecycle {
         self.inner.cfg.data_dir.join("containers").join(id)
     }
 
-    /// Removes the daemon's network when no container is left (on shutdown).
+    /// Removes the daemon's disk pool, and its network when no container is left (on
+    /// shutdown).
     pub async fn shutdown(&self) {
+        let images = self.inner.images.clone();
+        let _ = tokio::task::spawn_blocking(move || images.stop_disk_pool()).await;
         if self.live_count() == 0 {
             if let Err(e) = self.inner.network.teardown().await {
                 tracing::warn!(error = %e, "network teardown failed");

@@ -176,7 +176,9 @@ impl Lifecycle {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let id = e.file_name().to_string_lossy().into_owned();
-                if !known.contains(&id) && e.path().join("rootfs").exists() {
+                // `disk` alone: the daemon died between mounting a pod's disk and its rootfs.
+                let mounted = ["rootfs", "disk"].iter().any(|d| e.path().join(d).exists());
+                if !known.contains(&id) && mounted {
                     let path = e.path();
                     let _ = tokio::task::spawn_blocking(move || {
                         cove_image::ImageStore::unmount_rootfs(&path)

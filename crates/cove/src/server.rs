@@ -63,9 +63,14 @@ pub struct ServerArgs {
     #[arg(long, env = "COVE_BUILD_CA_BUNDLE")]
     build_ca_bundle: Option<PathBuf>,
     /// Disk limit of pods that set none: MiB (1024) or a size (1Gi) for each pod's writable
-    /// layer (a sparse loop-mounted ext4 of that size). Off (unlimited) unless set.
-    #[arg(long, env = "COVE_DEFAULT_DISK", value_parser = parse_default_disk)]
-    default_disk: Option<u64>,
+    /// layer (a sparse loop-mounted ext4 of that size, one inode per 64 KiB), or `off`
+    /// (unlimited: the data dir's filesystem).
+    #[arg(long, env = "COVE_DEFAULT_DISK", default_value = "10Gi", value_parser = parse_default_disk)]
+    default_disk: DefaultDisk,
+    /// Disks of the --default-disk size kept formatted ahead in <data-dir>/disk-pool, so a
+    /// create skips mkfs (0: every create formats its own).
+    #[arg(long, env = "COVE_DISK_POOL", default_value_t = 4)]
+    disk_pool: usize,
     /// The isolation of pods that do not ask for one: runc, or gvisor (gVisor's runsc; needs
     /// the runsc package).
     #[arg(long, env = "COVE_DEFAULT_ISOLATION", default_value = "runc")]
@@ -111,6 +116,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let store = Store::open(&data_dir.join("state.db"))?;
     let images = ImageStore::open(data_dir, store.clone())?;
     images.set_insecure_registries(args.insecure_registries.clone());
+    if let DefaultDisk(Some(mib)) = args.default_disk {
+        images.start_disk_pool(mib, args.disk_pool)?;
+    }
     let network = Network::setup(NetConfig {
         subnet: args.subnet,
         data_dir: data_dir.clone(),
@@ -159,7 +167,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             cgroup_parent: format!("cove-{}", short_hash(&data_dir.to_string_lossy())),
             stop_grace: Duration::from_secs(args.stop_grace_seconds),
             pids_limit: 4096,
-            default_disk_mib: args.default_disk,
+            default_disk_mib: args.default_disk.0,
             build_ca_bundle: args.build_ca_bundle.clone(),
             default_isolation: args.default_isolation,
             quota,
@@ -334,8 +342,15 @@ fn short_hash(s: &str) -> String {
     format!("{:08x}", h as u32)
 }
 
-/// `--default-disk`: a size like a pod's `disk`.
-fn parse_default_disk(s: &str) -> Result<u64, String> {
+/// `--default-disk`: a size like a pod's `disk`, or `None` for `off` (or `0`).
+#[derive(Debug, Clone, Copy)]
+struct DefaultDisk(Option<u64>);
+
+fn parse_default_disk(s: &str) -> Result<DefaultDisk, String> {
+    if s == "off" || s == "0" {
+        return Ok(DefaultDisk(None));
+    }
     cove_types::parse_disk_mib(&cove_types::Quantity::Text(s.to_string()))
-        .map_err(|e| e.to_string())
+        .map(|mib| DefaultDisk(Some(mib)))
+        .map_err(|e| format!("{e} (or \"off\" for no limit)"))
 }

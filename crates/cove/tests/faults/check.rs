@@ -236,14 +236,16 @@ fn runtime_matches_store(d: &Daemon, cgroups: &[PathBuf]) -> Result<(), String> 
     if runc != running {
         return Err(format!("runc has {runc:?}, the store runs {running:?}"));
     }
-    // A running container has two mounts: its root filesystem and its netns bind mount.
+    // A running container has three mounts: its root filesystem, its disk (the writable
+    // layer's own filesystem) and its netns bind mount.
     let rootfs_of = |id: &str| d.data_dir.join("containers").join(id).join("rootfs");
+    let disk_of = |id: &str| d.data_dir.join("containers").join(id).join("disk");
     let netns_of = |id: &str| d.data_dir.join("netns").join(id);
     for m in d.mounts() {
         let m = Path::new(&m);
         if !running
             .iter()
-            .any(|id| m == rootfs_of(id) || m == netns_of(id))
+            .any(|id| m == rootfs_of(id) || m == disk_of(id) || m == netns_of(id))
         {
             return Err(format!(
                 "mount {} belongs to no running container",
