@@ -76,6 +76,8 @@ pub struct LifecycleConfig {
     pub build_ca_bundle: Option<PathBuf>,
     /// The isolation of pods that do not ask for one (`--default-isolation`).
     pub default_isolation: cove_types::Isolation,
+    /// The log cap of containers whose pod sets none (`--log-max-size`, `--log-max-files`).
+    pub default_log_limit: cove_types::LogLimit,
 }
 
 /// The daemon's pods and containers. Cheap to clone.
