@@ -281,3 +281,46 @@ fn bad_log_limits_are_rejected() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("log-max-size"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_cap_holds_while_the_daemon_is_down() {
+    let mut d = Daemon::start();
+    let c = d.run_pod(&[
+        "--image",
+        &registry().image("bare"),
+        "--entrypoint",
+        "sh -c 'i=0; while :; do echo \"count $i\"; \
+         yes 0123456789abcdefghijklmnopqrstuvwxyz | head -n 2800; i=$((i+1)); done'",
+        "--keep-warm-seconds",
+        "-1",
+        "--log-max-size",
+        "256Ki",
+        "--log-max-files",
+        "2",
+    ]);
+    let dir = container_dir(&d, &c.id);
+    // The newest count in the files themselves (no daemon to ask).
+    let newest_on_disk = || {
+        let mut text = String::new();
+        for name in ["container.log.1", "container.log"] {
+            text += &String::from_utf8_lossy(&std::fs::read(dir.join(name)).unwrap_or_default());
+        }
+        numbers(&text, "count ").into_iter().max().unwrap_or(0)
+    };
+    d.kill9();
+    let before = newest_on_disk();
+    // The shim, not the daemon, rotates: the pod writes on (~100 KB a round) within the cap.
+    let mut total_max = 0;
+    wait_until("the pod to write 200 rounds with the daemon down", LONG, || {
+        let total: u64 = log_files(&dir).values().map(|(len, _)| len).sum();
+        assert!(total <= 2 * 256 * 1024, "{total} bytes of log");
+        total_max = total_max.max(total);
+        (newest_on_disk() > before + 200).then_some(())
+    });
+    d.restart();
+    // The restarted daemon adopts the pod; its logs show the newest output.
+    let counts = numbers(&ok(&d.cli(&["container", "logs", &c.id])), "count ");
+    assert!(counts.last() > Some(&(before + 200)), "{counts:?}");
+    assert_eq!(d.inspect(&c.id).status, ContainerStatus::Running);
+    assert!(total_max > 256 * 1024, "the log never rotated: {total_max}");
+}
