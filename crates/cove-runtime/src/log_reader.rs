@@ -159,7 +159,7 @@ impl LogReader {
                 rotated.push((n, entry.path(), m.ino()));
             }
         }
-        rotated.sort_by(|a, b| b.0.cmp(&a.0));
+        rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
         let mut files: Vec<(PathBuf, u64)> = rotated.into_iter().map(|(_, p, i)| (p, i)).collect();
         if let Ok(m) = std::fs::metadata(&self.path) {
             files.push((self.path.clone(), m.ino()));
@@ -230,7 +230,10 @@ mod tests {
             }
         }
         seen.extend(read_all(&mut r));
-        assert_eq!(String::from_utf8(seen).unwrap(), String::from_utf8(all).unwrap());
+        assert_eq!(
+            String::from_utf8(seen).unwrap(),
+            String::from_utf8(all).unwrap()
+        );
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub fn parse_log_max_size(q: &Quantity) -> Result<u64, LogLimitError> {
         Quantity::Text(s) => text_bytes(s.trim()),
     };
     match bytes {
-        Some(b) if b.is_finite() && b >= MIN_LOG_MAX_SIZE as f64 && b <= MAX_LOG_MAX_SIZE as f64 => {
+        Some(b)
+            if b.is_finite() && b >= MIN_LOG_MAX_SIZE as f64 && b <= MAX_LOG_MAX_SIZE as f64 =>
+        {
             Ok(b.ceil() as u64)
         }
         _ => Err(LogLimitError::Size(shown)),
@@ -118,7 +120,10 @@ mod tests {
         assert_eq!(parse_log_max_size(&"3".into()), Ok(3 << 20));
         for bad in ["", "lots", "1Ki", "-5Mi", "2Ti", "NaN", "1e9"] {
             let err = parse_log_max_size(&bad.into()).unwrap_err().to_string();
-            assert!(err.starts_with(&format!("log max size {bad:?} is invalid")), "{err}");
+            assert!(
+                err.starts_with(&format!("log max size {bad:?} is invalid")),
+                "{err}"
+            );
         }
         assert!(parse_log_max_size(&Quantity::Number(0.0)).is_err());
     }

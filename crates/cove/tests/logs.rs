@@ -108,7 +108,10 @@ fn a_pod_writing_gigabytes_keeps_at_most_the_cap_on_disk() {
             files.values().all(|(len, _)| *len <= max_size),
             "a log file above {max_size}: {files:?}"
         );
-        assert!(total <= max_size * max_files, "{total} bytes of log: {files:?}");
+        assert!(
+            total <= max_size * max_files,
+            "{total} bytes of log: {files:?}"
+        );
         // On disk: at most one partly used 4 KiB block per file more.
         assert!(
             allocated <= max_size * max_files + 4096 * max_files,
@@ -270,7 +273,10 @@ fn bad_log_limits_are_rejected() {
         all.extend_from_slice(&args);
         let o = d.cli(&all);
         failed_with(&o, &[needle]);
-        assert!(d.list(true).is_empty(), "a container was created for {args:?}");
+        assert!(
+            d.list(true).is_empty(),
+            "a container was created for {args:?}"
+        );
     }
     // The daemon refuses a bad default at start, with one line.
     let o = d
@@ -311,12 +317,16 @@ fn the_cap_holds_while_the_daemon_is_down() {
     let before = newest_on_disk();
     // The shim, not the daemon, rotates: the pod writes on (~100 KB a round) within the cap.
     let mut total_max = 0;
-    wait_until("the pod to write 200 rounds with the daemon down", LONG, || {
-        let total: u64 = log_files(&dir).values().map(|(len, _)| len).sum();
-        assert!(total <= 2 * 256 * 1024, "{total} bytes of log");
-        total_max = total_max.max(total);
-        (newest_on_disk() > before + 200).then_some(())
-    });
+    wait_until(
+        "the pod to write 200 rounds with the daemon down",
+        LONG,
+        || {
+            let total: u64 = log_files(&dir).values().map(|(len, _)| len).sum();
+            assert!(total <= 2 * 256 * 1024, "{total} bytes of log");
+            total_max = total_max.max(total);
+            (newest_on_disk() > before + 200).then_some(())
+        },
+    );
     d.restart();
     // The restarted daemon adopts the pod; its logs show the newest output.
     let counts = numbers(&ok(&d.cli(&["container", "logs", &c.id])), "count ");

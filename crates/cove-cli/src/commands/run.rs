@@ -253,7 +253,7 @@ mod tests {
             .chain(std::iter::once("run"))
             .chain(args.iter().copied());
         match Cli::try_parse_from(argv).map(|c| c.cmd) {
-            Ok(Command::Run(a)) => a,
+            Ok(Command::Run(a)) => *a,
             other => panic!("unexpected parse: {other:?}"),
         }
     }
