@@ -3,9 +3,10 @@
 //! there as the shim keeps writing and rotating.
 //!
 //! The reader holds the file it is in open, so a rotation (a rename) does not take it away;
-//! at its end it compares its inode with the current `container.log`'s: if they differ, its
+//! at its end it compares its identity (inode and creation time) with the current
+//! `container.log`'s: if they differ, its
 //! file was rotated, it drains what was written before the rename and moves to the file that
-//! came next (found by inode among the rotations), so nothing is read twice or skipped unless
+//! came next (found by identity among the rotations), so nothing is read twice or skipped unless
 //! the writer has already removed it.
 
 use std::fs::File;
@@ -13,13 +14,21 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// What tells two files apart: the inode number and the creation time. The number alone is
+/// not enough: the file system gives a removed rotation's inode to the next new file at once.
+type FileId = (u64, Option<std::time::SystemTime>);
+
+fn file_id(m: &std::fs::Metadata) -> FileId {
+    (m.ino(), m.created().ok())
+}
+
 /// A position in a container's log; see the module docs.
 pub struct LogReader {
     path: PathBuf,
     /// The file being read, its inode and how far it has been read.
-    cur: Option<(File, u64, u64)>,
+    cur: Option<(File, FileId, u64)>,
     /// For a reader that stops: the inode of the file that was current when it was made.
-    end: Option<u64>,
+    end: Option<FileId>,
     /// It has reached `end`.
     done: bool,
 }
@@ -40,7 +49,7 @@ impl LogReader {
     /// of the file that is current now, so it ends even if the writer is faster than it.
     pub fn to_now(path: &Path) -> Self {
         LogReader {
-            end: std::fs::metadata(path).ok().map(|m| m.ino()),
+            end: std::fs::metadata(path).ok().map(|m| file_id(&m)),
             ..LogReader::new(path)
         }
     }
@@ -66,7 +75,7 @@ impl LogReader {
                 return Ok(n);
             }
             let current = match std::fs::metadata(&self.path) {
-                Ok(m) => Some(m.ino()),
+                Ok(m) => Some(file_id(&m)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(e),
             };
@@ -105,7 +114,7 @@ impl LogReader {
 
     /// Opens the file that follows the one with inode `after` (`None`: the oldest), with its
     /// inode. If `after` is gone (the writer removed it), the oldest retained file follows.
-    fn open_after(&self, after: Option<u64>) -> io::Result<Option<(File, u64, u64)>> {
+    fn open_after(&self, after: Option<FileId>) -> io::Result<Option<(File, FileId, u64)>> {
         for _ in 0..100 {
             let files = self.files()?;
             if let Some(end) = self.end {
@@ -122,7 +131,7 @@ impl LogReader {
                 return Ok(None);
             };
             match File::open(path) {
-                Ok(f) if f.metadata()?.ino() == *ino => return Ok(Some((f, *ino, 0))),
+                Ok(f) if file_id(&f.metadata()?) == *ino => return Ok(Some((f, *ino, 0))),
                 // Renamed between listing and opening: list again.
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -134,12 +143,12 @@ impl LogReader {
 
     /// The log's files oldest first (the highest rotation number first, the current file last),
     /// with their inodes.
-    fn files(&self) -> io::Result<Vec<(PathBuf, u64)>> {
+    fn files(&self) -> io::Result<Vec<(PathBuf, FileId)>> {
         let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
             return Ok(Vec::new());
         };
         let prefix = format!("{}.", name.to_string_lossy());
-        let mut rotated: Vec<(u32, PathBuf, u64)> = Vec::new();
+        let mut rotated: Vec<(u32, PathBuf, FileId)> = Vec::new();
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -156,13 +165,14 @@ impl LogReader {
                 continue;
             };
             if let Ok(m) = entry.metadata() {
-                rotated.push((n, entry.path(), m.ino()));
+                rotated.push((n, entry.path(), file_id(&m)));
             }
         }
         rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
-        let mut files: Vec<(PathBuf, u64)> = rotated.into_iter().map(|(_, p, i)| (p, i)).collect();
+        let mut files: Vec<(PathBuf, FileId)> =
+            rotated.into_iter().map(|(_, p, i)| (p, i)).collect();
         if let Ok(m) = std::fs::metadata(&self.path) {
-            files.push((self.path.clone(), m.ino()));
+            files.push((self.path.clone(), file_id(&m)));
         }
         Ok(files)
     }
@@ -267,6 +277,8 @@ mod tests {
         }
         assert!(ended);
         assert_eq!(r.read(&mut buf).unwrap(), 0);
+        // Never more than the files that existed when it was made (at most the cap).
+        assert!(seen.len() as u64 <= limit.total(), "{}", seen.len());
         let seen = String::from_utf8(seen).unwrap();
         assert!(seen.starts_with("old "), "{seen}");
     }
