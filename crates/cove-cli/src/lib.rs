@@ -29,7 +29,7 @@ pub use commands::workspace::WorkspaceCmd;
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Launch a container from an image and print the URLs it is hosted at.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List, inspect, stop containers; read their logs; run commands in them.
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -63,7 +63,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<i32> {
 /// Runs a client command against `client`'s daemon.
 pub async fn run_with(client: &Client, cmd: Command) -> anyhow::Result<i32> {
     match cmd {
-        Command::Run(args) => commands::run::execute(client, args).await,
+        Command::Run(args) => commands::run::execute(client, *args).await,
         Command::Container(c) => commands::container::execute(client, c).await,
         Command::Deploy(args) => commands::deploy::execute(client, args).await,
         Command::Deployment(c) => commands::deployment::execute(client, c).await,

@@ -6,14 +6,12 @@
 //! `<data_dir>/containers/build-<hex>` and is removed whatever happens.
 
 use std::collections::VecDeque;
-use std::io::SeekFrom;
 use std::path::Path;
 use std::time::Duration;
 
 use cove_image::{Image, LayerCommit};
 use cove_runtime::ContainerConfig;
 use cove_types::{BuildEvent, BuildStep};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tracing::{instrument, warn};
 
 use crate::build::{describe, BuildSink};
@@ -26,6 +24,10 @@ const BUILD_MEMORY_MIB: u64 = 2048;
 const CA_PATH: &str = "/etc/ssl/certs/cove-host-ca.crt";
 /// A step still running after this long is stopped and fails the build.
 const STEP_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Most bytes of a step's log read per round of following it.
+const READ_PER_ROUND: usize = 1024 * 1024;
+/// Longest line of a step's output passed on whole; longer ones are cut.
+const MAX_LINE: usize = 64 * 1024;
 /// Lines of output quoted in a failed step's error.
 const TAIL_LINES: usize = 15;
 /// Empty files the runtime creates as mount points; not part of the layer.
@@ -183,6 +185,8 @@ impl Lifecycle {
             memory_mib: BUILD_MEMORY_MIB,
             pids_limit: self.inner.cfg.pids_limit,
             log_path: dir.join("container.log"),
+            // Its output is streamed to the client as it runs; on disk it is capped like a pod's.
+            log_limit: self.inner.cfg.default_log_limit,
             cgroup_parent: self.inner.cfg.cgroup_parent.clone(),
             dns: cove_network::nameservers(),
             extra_mounts,
@@ -262,7 +266,7 @@ where
     F: std::future::Future<Output = Result<cove_runtime::ExitStatus, cove_runtime::RuntimeError>>,
 {
     tokio::pin!(exited);
-    let mut pos = 0u64;
+    let mut reader = Some(cove_runtime::LogReader::new(path));
     let mut partial: Vec<u8> = Vec::new();
     let mut tail = VecDeque::new();
     let emit = |line: &[u8], tail: &mut VecDeque<String>| {
@@ -277,16 +281,36 @@ where
     };
     let mut status = None;
     loop {
-        if let Ok(mut f) = tokio::fs::File::open(path).await {
-            if f.seek(SeekFrom::Start(pos)).await.is_ok() {
-                let mut buf = Vec::new();
-                if let Ok(n) = f.read_to_end(&mut buf).await {
-                    pos += n as u64;
-                    partial.extend_from_slice(&buf);
-                    while let Some(nl) = partial.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = partial.drain(..=nl).collect();
-                        emit(&line[..line.len() - 1], &mut tail);
+        // What the step wrote since the last round (up to a bounded amount per round).
+        if let Some(mut r) = reader.take() {
+            let read = tokio::task::spawn_blocking(move || {
+                let mut out = vec![0u8; READ_PER_ROUND];
+                let mut len = 0;
+                while len < out.len() {
+                    match r.read(&mut out[len..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => len += n,
                     }
+                }
+                out.truncate(len);
+                (r, out)
+            })
+            .await;
+            if let Ok((r, buf)) = read {
+                reader = Some(r);
+                let more = buf.len() == READ_PER_ROUND;
+                partial.extend_from_slice(&buf);
+                while let Some(nl) = partial.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=nl).collect();
+                    emit(&line[..line.len() - 1], &mut tail);
+                }
+                if partial.len() > MAX_LINE {
+                    // A line without end: pass it on in pieces rather than hold it all.
+                    let rest = std::mem::take(&mut partial);
+                    emit(&rest, &mut tail);
+                }
+                if more {
+                    continue;
                 }
             }
         }

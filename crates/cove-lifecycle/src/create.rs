@@ -126,6 +126,7 @@ impl Lifecycle {
             memory_mib: spec.memory_mib,
             pids_limit: self.inner.cfg.pids_limit,
             log_path: dir.join("container.log"),
+            log_limit: spec.log_limit(self.inner.cfg.default_log_limit),
             cgroup_parent: self.inner.cfg.cgroup_parent.clone(),
             dns: cove_network::nameservers(),
             extra_mounts: Vec::new(),

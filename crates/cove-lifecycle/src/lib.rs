@@ -81,6 +81,8 @@ pub struct LifecycleConfig {
     pub default_isolation: cove_types::Isolation,
     /// Workspace limits' defaults and the admin's share of the address pool.
     pub quota: QuotaConfig,
+    /// The log cap of containers whose pod sets none (`--log-max-size`, `--log-max-files`).
+    pub default_log_limit: cove_types::LogLimit,
 }
 
 /// The daemon's pods and containers. Cheap to clone.

@@ -1,13 +1,17 @@
-//! Reading a container's log file, once or following it while it runs.
+//! Reading a container's log, once or following it while it runs. The log is
+//! `container.log` and its rotations (`container.log.1`, …): they are read oldest
+//! first, and following crosses rotations (see [`cove_runtime::LogReader`]).
 
-use std::io::SeekFrom;
 use std::time::Duration;
 
 use bytes::Bytes;
+use cove_runtime::LogReader;
 use futures::Stream;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{Lifecycle, LifecycleError};
+
+/// Bytes per chunk of the stream.
+const CHUNK: usize = 64 * 1024;
 
 impl Lifecycle {
     /// The log of a container as a byte stream. With `follow`, the stream
@@ -21,39 +25,31 @@ impl Lifecycle {
             return Err(LifecycleError::ContainerNotFound(id.to_string()));
         }
         let path = self.container_dir(id).join("container.log");
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => Some(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(LifecycleError::Io(format!("opening {}", path.display()), e)),
+        // Without `follow`: what the log holds now, even if the container writes faster than
+        // the client reads.
+        let reader = if follow {
+            LogReader::new(&path)
+        } else {
+            LogReader::to_now(&path)
         };
         let this = self.clone();
         let id = id.to_string();
         Ok(futures::stream::unfold(
-            (file, 0u64, this, id, false),
-            move |(mut file, mut pos, this, id, mut last_round)| async move {
-                let mut buf = vec![0u8; 64 * 1024];
+            (Some(reader), this, id, false),
+            move |(reader, this, id, mut last_round)| async move {
+                let mut reader = reader?;
                 loop {
-                    if file.is_none() {
-                        file = tokio::fs::File::open(this.container_dir(&id).join("container.log"))
-                            .await
-                            .ok();
-                    }
-                    if let Some(f) = file.as_mut() {
-                        if let Err(e) = f.seek(SeekFrom::Start(pos)).await {
-                            return Some((Err(e), (file, pos, this, id, true)));
+                    let (back, read) = match read_chunk(reader).await {
+                        Ok(r) => r,
+                        Err(e) => return Some((Err(e), (None, this, id, true))),
+                    };
+                    reader = back;
+                    match read {
+                        Ok(Some(bytes)) => {
+                            return Some((Ok(bytes), (Some(reader), this, id, last_round)))
                         }
-                        match f.read(&mut buf).await {
-                            Ok(0) => {}
-                            Ok(n) => {
-                                pos += n as u64;
-                                buf.truncate(n);
-                                return Some((
-                                    Ok(Bytes::from(buf)),
-                                    (file, pos, this, id, last_round),
-                                ));
-                            }
-                            Err(e) => return Some((Err(e), (file, pos, this, id, true))),
-                        }
+                        Ok(None) => {}
+                        Err(e) => return Some((Err(e), (None, this, id, true))),
                     }
                     // At the end of what is written so far.
                     if !follow || last_round {
@@ -69,4 +65,20 @@ impl Lifecycle {
             },
         ))
     }
+}
+
+/// Reads the next chunk off the async runtime's threads; `None` when caught up.
+async fn read_chunk(
+    mut reader: LogReader,
+) -> std::io::Result<(LogReader, std::io::Result<Option<Bytes>>)> {
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; CHUNK];
+        let read = reader.read(&mut buf).map(|n| {
+            buf.truncate(n);
+            (n > 0).then(|| Bytes::from(buf))
+        });
+        (reader, read)
+    })
+    .await
+    .map_err(std::io::Error::other)
 }

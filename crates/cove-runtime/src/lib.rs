@@ -8,8 +8,11 @@
 //!   the driver for runc and, as [`Runc::gvisor`], for gVisor's runsc (`runc_cmd` wraps their CLI
 //!   and JSON log); [`Runtimes`] routes each container to the one its [`Isolation`] names.
 //! - [`shim_main`]: the tiny per-container "shim" process (`cove shim ...`). It runs `<runtime> run --detach`,
-//!   becomes the subreaper of the container's init, records the exit status and OOM kills in
-//!   `<dir>/exit.json` and exits. Containers therefore outlive the daemon.
+//!   becomes the subreaper of the container's init, writes the container's output to its log,
+//!   records the exit status and OOM kills in `<dir>/exit.json` and exits. Containers therefore
+//!   outlive the daemon.
+//! - [`log_files`]: the rotating log writer (`container.log`, `.1`, …, within a [`LogLimit`]);
+//!   [`log_reader`]: reads it back across rotations, following it as it grows.
 //! - [`exit`]: [`ExitStatus`], the exit file, and [`wait_exit`] which waits on a shim that need not
 //!   be our child (pidfd), so a restarted daemon can pick up running containers from `dir`.
 //! - `cgroup`: host cgroup version detection, OOM counters and leftover-cgroup cleanup.
@@ -21,12 +24,15 @@ mod cgroup;
 mod error;
 pub mod etc_files;
 pub mod exit;
+pub mod log_files;
+pub mod log_reader;
 mod orphans;
 mod runc;
 mod runc_cmd;
 mod runtimes;
 mod seccomp;
 mod shim;
+mod shim_io;
 pub mod spec;
 pub mod user;
 
@@ -39,6 +45,8 @@ pub use cgroup::{leftover_dirs, remove_cgroup_parent};
 pub use cove_types::Isolation;
 pub use error::RuntimeError;
 pub use exit::{read_exit_file, shim_is_alive, wait_exit, ExitStatus};
+pub use log_files::{rotated_path, LogLimit, RotatingLog};
+pub use log_reader::LogReader;
 pub use orphans::{kill_shim_group, shims_under, ShimProcess};
 pub use runc::{find_runsc, Flavor, Runc};
 pub use runtimes::Runtimes;
@@ -71,8 +79,10 @@ pub struct ContainerConfig {
     pub memory_mib: u64,
     /// Max number of pids (<= 0 = unlimited).
     pub pids_limit: i64,
-    /// Container stdout+stderr are appended here by the container itself.
+    /// Container stdout+stderr go here (through the shim), rotated within `log_limit`.
     pub log_path: PathBuf,
+    /// The cap on the files at `log_path` (see [`log_files`]).
+    pub log_limit: LogLimit,
     /// Parent cgroup name, e.g. `cove-<tag>`; the container's cgroup is `/<parent>/<id>`.
     pub cgroup_parent: String,
     /// Nameservers for the generated `/etc/resolv.conf`.

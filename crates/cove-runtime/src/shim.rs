@@ -1,22 +1,23 @@
 //! The per-container shim:
-//! `cove shim <id> <dir> <runtime> <runtime-root> <log-path> <oom-counter-file> [--hide-host-net-sysctls] [<runtime global flag>...]`.
+//! `cove shim <id> <dir> <runtime> <runtime-root> <log-path> <oom-counter-file> <log-max-size>
+//! <log-max-files> [--hide-host-net-sysctls] [<runtime global flag>...]`.
 //!
 //! Lifecycle: the daemon spawns it with stdout as a pipe; it forks (the parent exits at once,
 //! so the shim is re-parented away from the daemon and survives it), starts a new session,
-//! becomes a child subreaper and runs `<runtime> run --detach` (runc or runsc) with the container
-//! log file as stdout/stderr (in detached non-tty mode the runtime hands these fds to the
-//! container: the container writes its own log). It reports `started <init_pid> <shim_pid>` or
-//! `error <the runtime's message>` on the pipe, then reaps children until the container's init
-//! exits (for runsc: the sandbox process, which exits with the pod's init's status), records the
-//! status (plus the cgroup's OOM kill counter, read before the runtime deletes the cgroup) in
-//! `<dir>/exit.json` and exits.
+//! becomes a child subreaper and runs `<runtime> run --detach` (runc or runsc) with the write
+//! end of a pipe as stdout/stderr (in detached non-tty mode the runtime hands these fds to the
+//! container). It reports `started <init_pid> <shim_pid>` or `error <the runtime's message>` on
+//! the daemon's pipe, then copies the container's output into the log at `<log-path>`, rotated
+//! within `<log-max-size>` bytes × `<log-max-files>` files (see `shim_io` and `log_files`),
+//! until the container's init exits (for runsc: the sandbox process, which exits with the
+//! pod's init's status). It reaps it, reads the cgroup's OOM kill counter (before the runtime
+//! deletes the cgroup), drains the pipe, records both in `<dir>/exit.json` and exits.
 //!
 //! Runs before any async runtime starts: std + nix/libc only, a handful of allocations.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -28,6 +29,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, setsid, ForkResult, Pid};
 
 use crate::exit::{read_pid_file, write_exit_file, ExitStatus, INIT_PID_FILE, SHIM_PID_FILE};
+use crate::log_files::{LogLimit, RotatingLog};
+use crate::shim_io::{copy_until_exit, drain, output_pipe};
 use crate::{cgroup, runc_cmd};
 
 /// The shim option that runs the runtime with `/proc/sys/net` hidden (see [`hide_host_net_sysctls`]).
@@ -43,6 +46,7 @@ struct ShimArgs<'a> {
     root: &'a str,
     log_path: &'a Path,
     oom_file: &'a Path,
+    log_limit: LogLimit,
     hide_net_sysctls: bool,
     /// Flags for every runtime invocation, after `--root`/`--log` (runsc's `--platform=...`).
     global: &'a [String],
@@ -51,14 +55,18 @@ struct ShimArgs<'a> {
 /// Entry point of `cove shim ...`; `args` are the arguments after `shim`. Returns the exit code.
 /// Must be called before any threads (tokio) are started: it forks.
 pub fn shim_main(args: &[String]) -> i32 {
-    let (Some([id, dir, runc, root, log_path, oom_file]), rest) = (
-        args.get(..6).and_then(|a| <&[String; 6]>::try_from(a).ok()),
-        args.get(6..).unwrap_or_default(),
+    let (Some([id, dir, runc, root, log_path, oom_file, max_size, max_files]), rest) = (
+        args.get(..8).and_then(|a| <&[String; 8]>::try_from(a).ok()),
+        args.get(8..).unwrap_or_default(),
     ) else {
         eprintln!(
             "usage: cove shim <id> <dir> <runtime> <runtime-root> <log-path> <oom-counter-file> \
-             [{HIDE_HOST_NET_SYSCTLS}] [<runtime global flag>...]"
+             <log-max-size> <log-max-files> [{HIDE_HOST_NET_SYSCTLS}] [<runtime global flag>...]"
         );
+        return 2;
+    };
+    let (Ok(max_size), Ok(max_files)) = (max_size.parse(), max_files.parse()) else {
+        eprintln!("cove shim: bad log limit {max_size:?} × {max_files:?}");
         return 2;
     };
     let hide_net_sysctls = rest.first().map(String::as_str) == Some(HIDE_HOST_NET_SYSCTLS);
@@ -69,6 +77,10 @@ pub fn shim_main(args: &[String]) -> i32 {
         root,
         log_path: Path::new(log_path),
         oom_file: Path::new(oom_file),
+        log_limit: LogLimit {
+            max_size,
+            max_files,
+        },
         hide_net_sysctls,
         global: &rest[usize::from(hide_net_sysctls)..],
     };
@@ -107,13 +119,8 @@ fn run(a: &ShimArgs) -> i32 {
         report(&format!("error cannot write shim.pid: {e}"));
         return 1;
     }
-    let log = match OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(a.log_path)
-    {
-        Ok(f) => f,
+    let mut log = match RotatingLog::open(a.log_path, a.log_limit) {
+        Ok(l) => l,
         Err(e) => {
             report(&format!(
                 "error cannot open log {}: {e}",
@@ -124,10 +131,15 @@ fn run(a: &ShimArgs) -> i32 {
     };
     let runc_log = a.dir.join("runc.log");
     let pid_file = a.dir.join(INIT_PID_FILE);
-    let log2 = match log.try_clone() {
-        Ok(f) => f,
+    // Why a pipe: the shim, not the container, writes the log, so the log's cap holds
+    // whatever the container does (a file fd would let it write without limit).
+    let (mut pipe, out, err) = match output_pipe().and_then(|p| {
+        let err = p.write.try_clone()?;
+        Ok((p.read, p.write, err))
+    }) {
+        Ok(p) => p,
         Err(e) => {
-            report(&format!("error cannot dup log fd: {e}"));
+            report(&format!("error cannot make the output pipe: {e}"));
             return 1;
         }
     };
@@ -144,14 +156,16 @@ fn run(a: &ShimArgs) -> i32 {
         .arg(a.dir)
         .arg(a.id)
         .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
+        .stdout(out)
+        .stderr(err);
     if a.hide_net_sysctls {
         // SAFETY: the closure runs in the forked child before exec; the shim is single-threaded
         // (see shim_main), so the few syscalls it makes (and their small allocations) are sound.
         unsafe { cmd.pre_exec(hide_host_net_sysctls) };
     }
     let status = cmd.status();
+    // The write ends now belong to the container only: EOF once its processes are gone.
+    drop(cmd);
     let failure = match status {
         Ok(s) if s.success() => None,
         Ok(s) => Some(
@@ -172,8 +186,10 @@ fn run(a: &ShimArgs) -> i32 {
     detach_stdio();
     release_startup_pages();
 
+    copy_until_exit(&mut pipe, &mut log, init_pid);
     let status = reap_until(init_pid);
     let oom_killed = cgroup::read_oom_kills(a.oom_file) > 0;
+    drain(&mut pipe, &mut log);
     let status = ExitStatus {
         oom_killed,
         ..status

@@ -17,6 +17,7 @@ fn cfg() -> ContainerConfig {
         memory_mib: 128,
         pids_limit: 1024,
         log_path: PathBuf::from("/data/pods/x/log"),
+        log_limit: Default::default(),
         cgroup_parent: "cove-t1".into(),
         dns: vec![],
         extra_mounts: Vec::new(),

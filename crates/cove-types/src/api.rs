@@ -27,6 +27,15 @@ pub struct CreatePodRequest {
     /// `--default-disk` (off: unlimited).
     #[serde(default)]
     pub disk: Option<Quantity>,
+    /// Largest size of one file of the pod's log (stdout and stderr): MiB as a number (`10`)
+    /// or a size (`"512Ki"`, `"20Mi"`), 64 KiB to 1 TiB. When the current file would grow past
+    /// it, it is rotated. Default: the daemon's `--log-max-size` (10 MiB).
+    #[serde(default)]
+    pub log_max_size: Option<Quantity>,
+    /// How many log files are kept, the current one included (1 to 100); older output is
+    /// dropped. Default: the daemon's `--log-max-files` (3).
+    #[serde(default)]
+    pub log_max_files: Option<i64>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Command and arguments; defaults to the image's entrypoint and cmd.

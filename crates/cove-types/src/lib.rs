@@ -8,6 +8,7 @@ pub mod api;
 pub mod deploy;
 pub mod egress;
 pub mod isolation;
+pub mod log_limit;
 pub mod quantity;
 pub mod spec;
 pub mod sync;
@@ -21,6 +22,10 @@ pub use deploy::{
 };
 pub use egress::{Cidr, EgressError, EgressPolicy, EgressRequest, MAX_ALLOW_LIST};
 pub use isolation::{Isolation, IsolationError};
+pub use log_limit::{
+    check_log_max_files, parse_log_max_size, LogLimit, LogLimitError, DEFAULT_LOG_MAX_FILES,
+    DEFAULT_LOG_MAX_SIZE,
+};
 pub use quantity::{parse_cpu_millis, parse_memory_mib, Quantity, QuantityError};
 pub use spec::{parse_disk_mib, validate_pod_spec, SpecError, ValidPodSpec, MIN_DISK_MIB};
 pub use sync::{

@@ -34,6 +34,23 @@ pub struct ValidPodSpec {
     /// default it was created with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<crate::Isolation>,
+    /// Bytes per log file; `None` (and specs stored before it existed): the daemon's
+    /// `--log-max-size` when a container starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_size: Option<u64>,
+    /// Log files kept; `None`: the daemon's `--log-max-files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_files: Option<u32>,
+}
+
+impl ValidPodSpec {
+    /// The pod's log cap: its own settings, the daemon's `default` for the rest.
+    pub fn log_limit(&self, default: crate::LogLimit) -> crate::LogLimit {
+        crate::LogLimit {
+            max_size: self.log_max_size.unwrap_or(default.max_size),
+            max_files: self.log_max_files.unwrap_or(default.max_files),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -68,6 +85,8 @@ pub enum SpecError {
     Egress(#[from] crate::EgressError),
     #[error(transparent)]
     Isolation(#[from] crate::IsolationError),
+    #[error(transparent)]
+    LogLimit(#[from] crate::LogLimitError),
 }
 
 /// Checks every field of a request, filling in defaults.
@@ -140,6 +159,15 @@ pub fn validate_pod_spec(req: &CreatePodRequest) -> Result<ValidPodSpec, SpecErr
         None => None,
     };
     let disk_mib = req.disk.as_ref().map(parse_disk_mib).transpose()?;
+    let log_max_size = req
+        .log_max_size
+        .as_ref()
+        .map(crate::parse_log_max_size)
+        .transpose()?;
+    let log_max_files = req
+        .log_max_files
+        .map(crate::check_log_max_files)
+        .transpose()?;
     Ok(ValidPodSpec {
         image: image.to_string(),
         ports,
@@ -154,6 +182,8 @@ pub fn validate_pod_spec(req: &CreatePodRequest) -> Result<ValidPodSpec, SpecErr
         egress,
         authorized: req.authorized,
         isolation,
+        log_max_size,
+        log_max_files,
     })
 }
 
@@ -202,6 +232,34 @@ mod tests {
         assert_eq!(validate_pod_spec(&r), Err(SpecError::PortRepeated(80)));
         r.ports = vec![80, 8080];
         assert!(validate_pod_spec(&r).is_ok());
+    }
+
+    #[test]
+    fn log_limit() {
+        let mut r = req();
+        let d = crate::LogLimit::default();
+        assert_eq!(validate_pod_spec(&r).unwrap().log_limit(d), d);
+        r.log_max_size = Some("20Mi".into());
+        r.log_max_files = Some(2);
+        let s = validate_pod_spec(&r).unwrap();
+        assert_eq!(
+            s.log_limit(d),
+            crate::LogLimit {
+                max_size: 20 << 20,
+                max_files: 2
+            }
+        );
+        r.log_max_files = Some(0);
+        assert!(matches!(
+            validate_pod_spec(&r),
+            Err(SpecError::LogLimit(crate::LogLimitError::Files(0)))
+        ));
+        r.log_max_files = None;
+        r.log_max_size = Some("1Ki".into());
+        assert!(matches!(
+            validate_pod_spec(&r),
+            Err(SpecError::LogLimit(crate::LogLimitError::Size(_)))
+        ));
     }
 
     #[test]

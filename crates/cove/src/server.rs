@@ -84,6 +84,15 @@ pub struct ServerArgs {
     #[arg(long, env = "COVE_MAX_UPLOAD_BYTES", default_value_t = cove_api::DEFAULT_MAX_UPLOAD_BYTES,
         value_parser = clap::value_parser!(u64).range(1..))]
     max_upload_bytes: u64,
+    /// Largest size of one file of a container's log, for pods that set none: MiB (10) or a
+    /// size (512Ki, 20Mi). The current file is rotated before it grows past it.
+    #[arg(long, env = "COVE_LOG_MAX_SIZE", default_value = "10Mi", value_parser = parse_log_max_size)]
+    log_max_size: u64,
+    /// Log files kept per container, the current one included, for pods that set none: at
+    /// most --log-max-size × --log-max-files bytes of log per container.
+    #[arg(long, env = "COVE_LOG_MAX_FILES", default_value_t = cove_types::DEFAULT_LOG_MAX_FILES,
+        value_parser = clap::value_parser!(u32).range(1..=100))]
+    log_max_files: u32,
     /// The runc binary. Found in /usr/sbin, /usr/bin, /usr/local/sbin or /usr/local/bin when unset.
     #[arg(long, env = "COVE_RUNC")]
     runc: Option<PathBuf>,
@@ -171,6 +180,10 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             build_ca_bundle: args.build_ca_bundle.clone(),
             default_isolation: args.default_isolation,
             quota,
+            default_log_limit: cove_types::LogLimit {
+                max_size: args.log_max_size,
+                max_files: args.log_max_files,
+            },
         },
         store,
         images,
@@ -340,6 +353,12 @@ fn short_hash(s: &str) -> String {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     });
     format!("{:08x}", h as u32)
+}
+
+/// `--log-max-size`: a size like a pod's `log_max_size`.
+fn parse_log_max_size(s: &str) -> Result<u64, String> {
+    cove_types::parse_log_max_size(&cove_types::Quantity::Text(s.to_string()))
+        .map_err(|e| e.to_string())
 }
 
 /// `--default-disk`: a size like a pod's `disk`, or `None` for `off` (or `0`).

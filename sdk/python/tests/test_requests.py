@@ -33,6 +33,13 @@ def test_pod_disk_is_sent_only_when_given():
     assert Pod(image="x", disk=512).request_body()["disk"] == 512
 
 
+def test_pod_log_limit_is_sent_only_when_given():
+    body = Pod(image="x").request_body()
+    assert "log_max_size" not in body and "log_max_files" not in body
+    body = Pod(image="x", log_max_size="20Mi", log_max_files=2).request_body()
+    assert (body["log_max_size"], body["log_max_files"]) == ("20Mi", 2)
+
+
 def test_image_builder_methods_chain_and_keep_order(tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text("# comment\nrequests==2.31.0\n\nnumpy  # inline\n")

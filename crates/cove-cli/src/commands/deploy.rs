@@ -40,6 +40,10 @@ struct Manifest {
     cpu: Option<Quantity>,
     memory: Option<Quantity>,
     disk: Option<Quantity>,
+    /// Largest size of one log file; default: the daemon's.
+    log_max_size: Option<Quantity>,
+    /// Log files kept; default: the daemon's.
+    log_max_files: Option<i64>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     entrypoint: Option<Entrypoint>,
@@ -82,6 +86,8 @@ impl Manifest {
             cpu: self.cpu,
             memory: self.memory,
             disk: self.disk,
+            log_max_size: self.log_max_size,
+            log_max_files: self.log_max_files,
             env: self.env,
             entrypoint,
             name: self.name,

@@ -46,6 +46,14 @@ pub struct RunArgs {
     /// it fail with "No space left on device". Default: the daemon's --default-disk (unlimited).
     #[arg(long)]
     pub disk: Option<String>,
+    /// Largest size of one file of the pod's log, MiB (10) or with a unit (512Ki, 20Mi); the
+    /// log is rotated before it grows past it. Default: the daemon's --log-max-size (10Mi).
+    #[arg(long, value_name = "SIZE")]
+    pub log_max_size: Option<String>,
+    /// Log files kept, the current one included (1-100): the pod's log takes at most
+    /// --log-max-size × --log-max-files on disk. Default: the daemon's --log-max-files (3).
+    #[arg(long, value_name = "N")]
+    pub log_max_files: Option<i64>,
     /// Seconds without connections before the container stops; -1 keeps it up. Default 600.
     #[arg(long, allow_hyphen_values = true, value_name = "SECONDS")]
     pub keep_warm_seconds: Option<i64>,
@@ -105,6 +113,8 @@ pub fn build_request(args: &RunArgs) -> Result<CreatePodRequest> {
         cpu: args.cpu.as_deref().map(quantity),
         memory: args.memory.as_deref().map(quantity),
         disk: args.disk.as_deref().map(quantity),
+        log_max_size: args.log_max_size.as_deref().map(quantity),
+        log_max_files: args.log_max_files,
         env,
         entrypoint,
         name: args.name.clone(),
@@ -243,7 +253,7 @@ mod tests {
             .chain(std::iter::once("run"))
             .chain(args.iter().copied());
         match Cli::try_parse_from(argv).map(|c| c.cmd) {
-            Ok(Command::Run(a)) => a,
+            Ok(Command::Run(a)) => *a,
             other => panic!("unexpected parse: {other:?}"),
         }
     }

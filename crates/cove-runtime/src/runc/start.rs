@@ -67,6 +67,8 @@ impl Runc {
             .arg(&self.root)
             .arg(&cfg.log_path)
             .arg(&oom_file)
+            .arg(cfg.log_limit.max_size.to_string())
+            .arg(cfg.log_limit.max_files.to_string())
             .args((self.flavor == Flavor::Runsc).then_some(crate::shim::HIDE_HOST_NET_SYSCTLS))
             .args(&self.global)
             .stdin(std::process::Stdio::null())

@@ -65,6 +65,7 @@ impl Harness {
             memory_mib: 64,
             pids_limit: 128,
             log_path: base.join("logs/container.log"),
+            log_limit: Default::default(),
             cgroup_parent: "cove-it".into(),
             dns: vec!["10.0.0.53".into()],
             extra_mounts: Vec::new(),

@@ -163,6 +163,12 @@ class Pod:
         disk: largest size of the pod's writable layer, MiB (``1024``) or a size (``"1Gi"``);
             writes past it fail with "No space left on device". Default: the daemon's
             ``--default-disk`` (unlimited unless set).
+        log_max_size: largest size of one file of the pod's log (stdout and stderr), MiB
+            (``10``) or a size (``"512Ki"``, ``"20Mi"``); the log is rotated before it grows
+            past it. Default: the daemon's ``--log-max-size`` (10 MiB).
+        log_max_files: log files kept, the current one included (1-100): the log takes at most
+            ``log_max_size × log_max_files`` on disk. Default: the daemon's ``--log-max-files``
+            (3).
         block_network: no outbound connections at all (the pod is still served at its URLs).
         allow_list: only these destinations, as CIDRs (``"10.0.0.0/8"``, ``"1.2.3.4/32"``,
             ``"2001:db8::/32"``; at most 256). Not together with ``block_network``. Change it on
@@ -186,6 +192,8 @@ class Pod:
         sync: Optional[bool] = None,
         isolation: Optional[str] = None,
         disk: Optional[Memory] = None,
+        log_max_size: Optional[Memory] = None,
+        log_max_files: Optional[int] = None,
         block_network: bool = False,
         allow_list: Optional[Sequence[str]] = None,
         client: Optional[Client] = None,
@@ -203,6 +211,8 @@ class Pod:
         self.authorized = authorized
         self.isolation = isolation
         self.disk = disk
+        self.log_max_size = log_max_size
+        self.log_max_files = log_max_files
         self.block_network = block_network
         self.allow_list: List[str] = [str(c) for c in (allow_list or [])]
         self.app = app
@@ -254,6 +264,10 @@ class Pod:
             body["isolation"] = self.isolation
         if self.disk is not None:
             body["disk"] = self.disk
+        if self.log_max_size is not None:
+            body["log_max_size"] = self.log_max_size
+        if self.log_max_files is not None:
+            body["log_max_files"] = self.log_max_files
         if self.block_network:
             body["block_network"] = True
         if self.allow_list:
