@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Top {
     /// Run the daemon in the foreground.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     #[command(flatten)]
     Client(cove_cli::Command),
 }
@@ -50,7 +50,7 @@ fn main() {
         }
     };
     let code = match cli.cmd {
-        Top::Server(args) => rt.block_on(server::run(args)).map(|()| 0),
+        Top::Server(args) => rt.block_on(server::run(*args)).map(|()| 0),
         Top::Client(cmd) => rt.block_on(cove_cli::run(cmd)),
     };
     match code {
