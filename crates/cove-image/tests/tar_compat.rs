@@ -44,7 +44,7 @@ fn gnu_sparse_member_is_written_with_holes() {
     let p = d.path().join("sparse");
     let want = sparse_content(
         (1 << 20) + 100,
-        &[(0, bytes(512, 1)), (8192, bytes(1000, 2)), (1 << 20, bytes(100, 3))],
+        &[(0, bytes(512, 1)), (8192, bytes(1024, 2)), (1 << 20, bytes(100, 3))],
     );
     assert!(content(&p) == want, "sparse content differs");
     let md = std::fs::metadata(&p).unwrap();
@@ -56,7 +56,7 @@ fn gnu_sparse_member_is_written_with_holes() {
     );
     let d = unpack_case("gnu_sparse_extended");
     let runs: Vec<(usize, Vec<u8>)> = (0..30).map(|i| (i * 8192, bytes(512, i as u8))).collect();
-    assert!(content(&d.path().join("many")) == sparse_content(30 * 8192, &runs));
+    assert!(content(&d.path().join("many")) == sparse_content(29 * 8192 + 512, &runs));
 }
 
 #[test]
@@ -220,6 +220,16 @@ fn errors_name_the_entry_escaped_and_truncated() {
     // A sparse map past the file's end names the entry.
     let t = tar(&[gnu_sparse("bad-sparse", 10, &[(8, vec![1u8; 5])])]);
     refused(&t[..], "bad-sparse");
+    // A sparse map ending before the size: GNU tar and Go disagree on the size.
+    let t = tar(&[gnu_sparse("short-map", 5000, &[(0, vec![1u8; 512])])]);
+    refused(&t[..], "short-map");
+    // A partial run before the last: GNU tar and Go disagree on the content.
+    let t = tar(&[gnu_sparse(
+        "partial-run",
+        2000,
+        &[(0, vec![1u8; 100]), (1000, vec![2u8; 1000])],
+    )]);
+    refused(&t[..], "partial-run");
 }
 
 #[test]

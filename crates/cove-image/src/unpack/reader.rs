@@ -308,7 +308,11 @@ impl<R: Read> TarReader<R> {
             }
         }
         if let Some(map) = &m.sparse {
-            map.check(m.stored).map_err(|e| sparse_err(&m, e))?;
+            // A map that disagrees with the data is read differently by GNU tar
+            // and Go: a parser differential, so it is refused as unsafe.
+            map.check(m.stored).map_err(|e| {
+                ImageError::Unsafe(format!("entry {} at byte {at}: {e}", shown(&m.name)))
+            })?;
         }
         Ok(m)
     }

@@ -19,13 +19,22 @@ pub(crate) struct SparseMap {
 
 impl SparseMap {
     /// Checks the runs are in order, inside the file, and add up to `stored` bytes.
+    ///
+    /// GNU tar starts each run's data at a block boundary, Go and Python read the
+    /// runs back to back; they agree only when every run but the last is whole
+    /// blocks and the map ends at the real size (as GNU tar writes them), so
+    /// other maps are refused.
     pub(crate) fn check(&self, stored: u64) -> Result<(), String> {
         if self.runs.len() > MAX_RUNS {
             return Err(format!("sparse map of more than {MAX_RUNS} runs"));
         }
         let mut end = 0u64;
         let mut total = 0u64;
-        for &(off, len) in &self.runs {
+        let last_data = self.runs.iter().rposition(|&(_, len)| len > 0);
+        for (i, &(off, len)) in self.runs.iter().enumerate() {
+            if len % 512 != 0 && Some(i) != last_data {
+                return Err("sparse run that is not whole blocks before the last".into());
+            }
             if off < end {
                 return Err("sparse map with overlapping or unordered runs".into());
             }
@@ -34,6 +43,14 @@ impl SparseMap {
                 .filter(|&e| e <= self.real_size)
                 .ok_or("sparse run past the end of the file")?;
             total += len;
+        }
+        // GNU tar ends a sparse file where its map ends (it writes a last empty
+        // run at the real size), Go and Python at the real size.
+        if end != self.real_size {
+            return Err(format!(
+                "sparse map ends at {end}, not at the file's size {}",
+                self.real_size
+            ));
         }
         if total != stored {
             return Err(format!(
@@ -151,19 +168,20 @@ mod tests {
     #[test]
     fn formats() {
         let r00 = [
-            rec("GNU.sparse.size", "100"),
-            rec("GNU.sparse.offset", "10"),
-            rec("GNU.sparse.numbytes", "5"),
-            rec("GNU.sparse.offset", "50"),
+            rec("GNU.sparse.size", "1650"),
+            rec("GNU.sparse.offset", "1024"),
+            rec("GNU.sparse.numbytes", "512"),
+            rec("GNU.sparse.offset", "1600"),
             rec("GNU.sparse.numbytes", "50"),
         ];
         let PaxSparse::Map(m) = from_pax(&r00).unwrap() else {
             panic!()
         };
-        assert_eq!(m.runs, vec![(10, 5), (50, 50)]);
-        m.check(55).unwrap();
-        assert!(m.check(54).is_err());
+        assert_eq!(m.runs, vec![(1024, 512), (1600, 50)]);
+        m.check(562).unwrap();
+        assert!(m.check(561).is_err());
         let r01 = [rec("GNU.sparse.size", "100"), rec("GNU.sparse.map", "0,1,99,1")];
+        // (0.1 and 1.0 maps are only parsed here, not checked.)
         let PaxSparse::Map(m) = from_pax(&r01).unwrap() else {
             panic!()
         };
@@ -185,5 +203,17 @@ mod tests {
             runs: vec![(5, 1), (4, 1)],
         };
         assert!(m.check(2).is_err());
+        // A partial run before the last: GNU tar and Go would read different data.
+        let m = SparseMap {
+            real_size: 5100,
+            runs: vec![(0, 100), (5000, 100)],
+        };
+        assert!(m.check(200).is_err());
+        // Ending before the real size: GNU tar and Go would make different sizes.
+        let m = SparseMap {
+            real_size: 10_000,
+            runs: vec![(0, 512)],
+        };
+        assert!(m.check(512).is_err());
     }
 }

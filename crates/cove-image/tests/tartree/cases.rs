@@ -24,11 +24,11 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
         tar(&[gnu_sparse(
             "sparse",
             (1 << 20) + 100,
-            &[(0, bytes(512, 1)), (8192, bytes(1000, 2)), (1 << 20, bytes(100, 3))],
+            &[(0, bytes(512, 1)), (8192, bytes(1024, 2)), (1 << 20, bytes(100, 3))],
         )]),
     ));
     let many: Vec<(u64, Vec<u8>)> = (0..30).map(|i| (i * 8192, bytes(512, i as u8))).collect();
-    v.push(("gnu_sparse_extended", tar(&[gnu_sparse("many", 30 * 8192, &many)])));
+    v.push(("gnu_sparse_extended", tar(&[gnu_sparse("many", 29 * 8192 + 512, &many)])));
     let (d1, d2) = (bytes(512, 4), bytes(700, 5));
     let stored = [d1.clone(), d2.clone()].concat();
     v.push((
@@ -38,11 +38,13 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
                 b'x',
                 &[
                     ("GNU.sparse.size", b"200000"),
-                    ("GNU.sparse.numblocks", b"2"),
+                    ("GNU.sparse.numblocks", b"3"),
                     ("GNU.sparse.offset", b"4096"),
                     ("GNU.sparse.numbytes", b"512"),
                     ("GNU.sparse.offset", b"150000"),
                     ("GNU.sparse.numbytes", b"700"),
+                    ("GNU.sparse.offset", b"200000"),
+                    ("GNU.sparse.numbytes", b"0"),
                 ],
             ),
             member(b"s00", b'0', &stored, 0o600, b""),
@@ -55,15 +57,15 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
                 b'x',
                 &[
                     ("GNU.sparse.size", b"200000"),
-                    ("GNU.sparse.numblocks", b"2"),
-                    ("GNU.sparse.map", b"4096,512,150000,700"),
+                    ("GNU.sparse.numblocks", b"3"),
+                    ("GNU.sparse.map", b"4096,512,150000,700,200000,0"),
                     ("GNU.sparse.name", b"s01"),
                 ],
             ),
             member(b"GNUSparseFile.0/s01", b'0', &stored, 0o600, b""),
         ]),
     ));
-    let data10 = [sparse_1_0_map(&[(4096, 512), (150000, 700)]), stored.clone()].concat();
+    let data10 = [sparse_1_0_map(&[(4096, 512), (150000, 700), (200000, 0)]), stored.clone()].concat();
     v.push((
         "pax_sparse_1_0",
         tar(&[
