@@ -44,7 +44,11 @@ fn gnu_sparse_member_is_written_with_holes() {
     let p = d.path().join("sparse");
     let want = sparse_content(
         (1 << 20) + 100,
-        &[(0, bytes(512, 1)), (8192, bytes(1024, 2)), (1 << 20, bytes(100, 3))],
+        &[
+            (0, bytes(512, 1)),
+            (8192, bytes(1024, 2)),
+            (1 << 20, bytes(100, 3)),
+        ],
     );
     assert!(content(&p) == want, "sparse content differs");
     let md = std::fs::metadata(&p).unwrap();
@@ -73,7 +77,10 @@ fn pax_sparse_formats_get_their_real_name_and_content() {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![name], "{case}");
-        assert!(content(&d.path().join(name)) == want, "{case}: content differs");
+        assert!(
+            content(&d.path().join(name)) == want,
+            "{case}: content differs"
+        );
     }
 }
 
@@ -82,12 +89,17 @@ fn xattrs_and_file_capabilities_are_applied() {
     let d = unpack_case("xattrs");
     let ping = d.path().join("bin/ping");
     let x = xattrs(&ping);
-    assert_eq!(x.get("user.test").map(Vec::as_slice), Some(&b"hello\0world"[..]));
+    assert_eq!(
+        x.get("user.test").map(Vec::as_slice),
+        Some(&b"hello\0world"[..])
+    );
     assert_eq!(x.get("security.capability"), Some(&cap_net_raw()));
     // The capability survived chown, and setuid survived too.
     assert_eq!(std::fs::metadata(&ping).unwrap().mode() & 0o7777, 0o4755);
     assert_eq!(
-        xattrs(&d.path().join("bin")).get("user.dirattr").map(Vec::as_slice),
+        xattrs(&d.path().join("bin"))
+            .get("user.dirattr")
+            .map(Vec::as_slice),
         Some(&b"d"[..])
     );
 }
@@ -100,7 +112,10 @@ fn overlay_xattrs_are_not_taken_from_a_layer() {
     ]);
     let d = tempfile::tempdir().unwrap();
     unpack_layer_tar(&tar[..], d.path()).unwrap();
-    assert_eq!(xattrs(&d.path().join("d")).get("trusted.overlay.opaque"), None);
+    assert_eq!(
+        xattrs(&d.path().join("d")).get("trusted.overlay.opaque"),
+        None
+    );
 }
 
 #[test]
@@ -143,7 +158,9 @@ fn old_v7_directories_and_fifo_modes_are_kept() {
     let md = std::fs::symlink_metadata(d.path().join("olddir")).unwrap();
     assert!(md.is_dir());
     assert_eq!(md.mode() & 0o7777, 0o750);
-    assert!(std::fs::symlink_metadata(d.path().join("olddir2")).unwrap().is_dir());
+    assert!(std::fs::symlink_metadata(d.path().join("olddir2"))
+        .unwrap()
+        .is_dir());
     assert_eq!(content(&d.path().join("olddir/f")), b"in old dir");
     let d = unpack_case("fifo_modes");
     for (n, mode) in [("fifo1", 0o666), ("fifo2", 0o4670)] {
@@ -185,7 +202,10 @@ fn huge_extended_headers_are_refused_without_reading_them() {
     let body = std::io::repeat(b'a').take(size);
     let tar = h.as_bytes().chain(body).chain(&[0u8; 1024][..]);
     let msg = refused(tar, "1 MiB limit");
-    assert!(!msg.contains("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), "{msg}");
+    assert!(
+        !msg.contains("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        "{msg}"
+    );
     let long = vec![b'n'; (1 << 20) + 1];
     let tar2 = tar_bytes(&[gnu_long(b'L', &long), file("x", b"")]);
     refused(&tar2[..], "1 MiB limit");

@@ -70,7 +70,10 @@ fn both(data: &[u8]) -> Outcome {
 fn assert_same(name: &str, data: &[u8]) {
     match both(data) {
         Outcome::Same => {}
-        Outcome::Differ(d) => panic!("{name}: Cove's tree differs from GNU tar's:\n{}", d.join("\n")),
+        Outcome::Differ(d) => panic!(
+            "{name}: Cove's tree differs from GNU tar's:\n{}",
+            d.join("\n")
+        ),
         Outcome::GnuRefused(e) => panic!("{name}: GNU tar refused the archive: {e}"),
         Outcome::CoveRefused(e) => panic!("{name}: Cove refused what GNU tar took: {e}"),
     }
@@ -91,9 +94,21 @@ fn setxattr(p: &Path, name: &str, value: &[u8]) {
     let n = CString::new(name).unwrap();
     // SAFETY: NUL-terminated strings and a live buffer.
     let rc = unsafe {
-        libc::setxattr(cstr(p).as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0)
+        libc::setxattr(
+            cstr(p).as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
     };
-    assert_eq!(rc, 0, "setxattr {name} on {}: {}", p.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "setxattr {name} on {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn set_time(p: &Path, secs: i64, nanos: i64) {
@@ -134,9 +149,16 @@ fn make_tree(root: &Path, full: bool) {
     symlink("/etc/passwd", root.join("usr/abs-link")).unwrap();
     symlink("dangling", root.join("usr/dangling-link")).unwrap();
     lchown(root.join("usr/rel-link"), Some(7), Some(8)).unwrap();
-    nix::unistd::mkfifo(&root.join("usr/fifo"), nix::sys::stat::Mode::from_bits_truncate(0o666))
-        .unwrap();
-    std::fs::set_permissions(root.join("usr/fifo"), std::fs::Permissions::from_mode(0o4662)).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("usr/fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("usr/fifo"),
+        std::fs::Permissions::from_mode(0o4662),
+    )
+    .unwrap();
     nix::sys::stat::mknod(
         &root.join("usr/null"),
         nix::sys::stat::SFlag::S_IFCHR,
@@ -158,20 +180,37 @@ fn make_tree(root: &Path, full: bool) {
         let sparse = std::fs::File::create(root.join("usr/sparse")).unwrap();
         sparse.set_len(50 << 20).unwrap();
         use std::os::unix::fs::FileExt;
-        sparse.write_all_at(&cases::bytes(5000, 1), 1 << 20).unwrap();
-        sparse.write_all_at(&cases::bytes(100, 2), (50 << 20) - 100).unwrap();
+        sparse
+            .write_all_at(&cases::bytes(5000, 1), 1 << 20)
+            .unwrap();
+        sparse
+            .write_all_at(&cases::bytes(100, 2), (50 << 20) - 100)
+            .unwrap();
         w("usr/bin/ping", b"#!/bin/true\n", 0o755);
-        setxattr(&root.join("usr/bin/ping"), "security.capability", &cases::cap_net_raw());
+        setxattr(
+            &root.join("usr/bin/ping"),
+            "security.capability",
+            &cases::cap_net_raw(),
+        );
         setxattr(&root.join("etc/hosts"), "user.comment", b"with\nnewline");
         setxattr(&root.join("etc/conf.d"), "user.dir", b"1");
         w("usr/big-ids", b"ids", 0o644);
         chown(root.join("usr/big-ids"), Some(3_000_000), Some(2_097_152)).unwrap();
     }
-    for (i, p) in ["etc/hosts", "etc/empty", "usr/bin/suid", "usr/caf\u{e9} \u{1f600}"]
-        .iter()
-        .enumerate()
+    for (i, p) in [
+        "etc/hosts",
+        "etc/empty",
+        "usr/bin/suid",
+        "usr/caf\u{e9} \u{1f600}",
+    ]
+    .iter()
+    .enumerate()
     {
-        set_time(&root.join(p), 1_500_000_000 + i as i64, 123_456_789 * i as i64 % 1_000_000_000);
+        set_time(
+            &root.join(p),
+            1_500_000_000 + i as i64,
+            123_456_789 * i as i64 % 1_000_000_000,
+        );
     }
 }
 
@@ -187,13 +226,31 @@ fn gnu_archives() -> Vec<(String, Vec<u8>)> {
     let runs: &[(&str, &Path, &[&str])] = &[
         ("gnu", &full, &["--format=gnu"]),
         ("gnu-sparse", &full, &["--format=gnu", "--sparse"]),
-        ("posix", &full, &["--format=posix", "--xattrs", "--xattrs-include=*"]),
-        ("posix-sparse-0.0", &full, &["--format=posix", "--sparse", "--sparse-version=0.0"]),
-        ("posix-sparse-0.1", &full, &["--format=posix", "--sparse", "--sparse-version=0.1"]),
+        (
+            "posix",
+            &full,
+            &["--format=posix", "--xattrs", "--xattrs-include=*"],
+        ),
+        (
+            "posix-sparse-0.0",
+            &full,
+            &["--format=posix", "--sparse", "--sparse-version=0.0"],
+        ),
+        (
+            "posix-sparse-0.1",
+            &full,
+            &["--format=posix", "--sparse", "--sparse-version=0.1"],
+        ),
         (
             "posix-sparse-1.0",
             &full,
-            &["--format=posix", "--sparse", "--sparse-version=1.0", "--xattrs", "--xattrs-include=*"],
+            &[
+                "--format=posix",
+                "--sparse",
+                "--sparse-version=1.0",
+                "--xattrs",
+                "--xattrs-include=*",
+            ],
         ),
         ("ustar", &short, &["--format=ustar"]),
         ("oldgnu", &short, &["--format=oldgnu"]),
@@ -209,7 +266,11 @@ fn gnu_archives() -> Vec<(String, Vec<u8>)> {
             .arg(".")
             .output()
             .expect("running GNU tar");
-        assert!(o.status.success(), "tar {name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "tar {name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         out.push((name.to_string(), std::fs::read(&archive).unwrap()));
     }
     // v7 holds neither FIFOs nor devices: GNU tar warns and leaves them out.
@@ -222,7 +283,11 @@ fn gnu_archives() -> Vec<(String, Vec<u8>)> {
         .arg(".")
         .output()
         .expect("running GNU tar");
-    assert!(o.status.code().unwrap_or(9) <= 2, "tar v7: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.code().unwrap_or(9) <= 2,
+        "tar v7: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     out.push(("v7".to_string(), std::fs::read(&archive).unwrap()));
     out
 }
@@ -240,7 +305,8 @@ fn header_blocks(data: &[u8]) -> Vec<usize> {
         .map(|i| i * 512)
         .filter(|&o| {
             let b = &data[o..o + 512];
-            b.iter().any(|&x| x != 0) && tar::Header::from_byte_slice(b).cksum().ok() == Some(sum(b))
+            b.iter().any(|&x| x != 0)
+                && tar::Header::from_byte_slice(b).cksum().ok() == Some(sum(b))
         })
         .collect()
 }
@@ -248,7 +314,13 @@ fn header_blocks(data: &[u8]) -> Vec<usize> {
 fn sum(b: &[u8]) -> u32 {
     b.iter()
         .enumerate()
-        .map(|(i, &x)| if (148..156).contains(&i) { 32 } else { u32::from(x) })
+        .map(|(i, &x)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(x)
+            }
+        })
         .sum()
 }
 
@@ -339,5 +411,8 @@ fn mutated_archives_unpack_as_gnu_tar_unpacks_them_or_are_refused() {
         }
     }
     eprintln!("seed {seed}: {same} archives unpacked the same, {refused} refused");
-    assert!(same > rounds / 4, "seed {seed}: too few mutants were valid ({same})");
+    assert!(
+        same > rounds / 4,
+        "seed {seed}: too few mutants were valid ({same})"
+    );
 }

@@ -38,7 +38,12 @@ impl At<'_> {
     }
 
     fn parent(&self) -> Result<OwnedFd, ImageError> {
-        walk(self.root, &self.comps[..self.comps.len() - 1], true, self.label)
+        walk(
+            self.root,
+            &self.comps[..self.comps.len() - 1],
+            true,
+            self.label,
+        )
     }
 
     /// Removes what an earlier member left at this name.
@@ -81,11 +86,7 @@ pub(super) fn dir(at: &At, m: &Member) -> Result<(), ImageError> {
     xattrs::apply(dir.as_fd(), &m.xattrs, at.label)
 }
 
-pub(super) fn file<R: Read>(
-    at: &At,
-    m: &Member,
-    tar: &mut TarReader<R>,
-) -> Result<(), ImageError> {
+pub(super) fn file<R: Read>(at: &At, m: &Member, tar: &mut TarReader<R>) -> Result<(), ImageError> {
     let parent = at.parent()?;
     at.clear(&parent)?;
     let fd = openat(
@@ -147,10 +148,7 @@ pub(super) fn hardlink(at: &At, m: &Member) -> Result<(), ImageError> {
     let tlabel = shown(&m.link);
     let tparent = walk(at.root, tparents, false, Path::new(&tlabel))?;
     let st = fstatat(&tparent, tname.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| {
-        ImageError::Unsafe(format!(
-            "hardlink {} to {tlabel}: {e}",
-            at.label.display()
-        ))
+        ImageError::Unsafe(format!("hardlink {} to {tlabel}: {e}", at.label.display()))
     })?;
     if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
         return Err(ImageError::Unsafe(format!(

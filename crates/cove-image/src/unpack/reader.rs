@@ -118,6 +118,14 @@ impl<R: Read> TarReader<R> {
 
     /// Reads the `size`-byte body of an extended header (and its padding).
     fn read_extended(&mut self, at: u64, size: u64) -> Result<Vec<u8>, ImageError> {
+        let body = self.read_extended_exact(at, size)?;
+        self.data_end = round_up(self.offset).unwrap_or(u64::MAX);
+        self.skip_rest()?;
+        Ok(body)
+    }
+
+    /// Reads the `size`-byte body of an extended header, not its padding.
+    fn read_extended_exact(&mut self, at: u64, size: u64) -> Result<Vec<u8>, ImageError> {
         if size > MAX_EXTENDED {
             return Err(self.bad(
                 at,
@@ -133,8 +141,32 @@ impl<R: Read> TarReader<R> {
         if (n as u64) < size {
             return Err(self.bad(self.offset, "archive truncated inside a member"));
         }
-        self.data_end = round_up(self.offset).unwrap_or(u64::MAX);
+        Ok(body)
+    }
+
+    /// Reads a GNU long name or link. GNU tar takes the name up to the first NUL
+    /// in the padded blocks, Go and Python the first `size` bytes: when those
+    /// differ the archive is a parser differential, refused as unsafe.
+    fn read_long_name(&mut self, at: u64, size: u64) -> Result<Vec<u8>, ImageError> {
+        let data_end = round_up(self.offset.saturating_add(size)).unwrap_or(u64::MAX);
+        let mut body = self.read_extended_exact(at, size)?;
+        let mut pad = [0u8; 1];
+        if !body.contains(&0) && self.offset < data_end {
+            let n = (&mut self.inner)
+                .take(1)
+                .read(&mut pad)
+                .map_err(|e| self.io_err(e))?;
+            self.offset += n as u64;
+            if pad[0] != 0 {
+                return Err(ImageError::Unsafe(format!(
+                    "layer tar: header at byte {at}: long name {}... runs past its size",
+                    shown(&body)
+                )));
+            }
+        }
+        self.data_end = data_end;
         self.skip_rest()?;
+        body = cut_at_nul(body);
         Ok(body)
     }
 
@@ -159,21 +191,19 @@ impl<R: Read> TarReader<R> {
             }
             check_sum(&block).map_err(|e| self.bad(at, e))?;
             let h = Header::from_byte_slice(&block);
-            let size = h
-                .entry_size()
-                .map_err(|_| self.bad(at, "bad size field"))?;
+            let size = h.entry_size().map_err(|_| self.bad(at, "bad size field"))?;
             self.data_end = self.offset;
             match block[156] {
-                b'L' => long_name = Some(cut_at_nul(self.read_extended(at, size)?)),
-                b'K' => long_link = Some(cut_at_nul(self.read_extended(at, size)?)),
+                b'L' => long_name = Some(self.read_long_name(at, size)?),
+                b'K' => long_link = Some(self.read_long_name(at, size)?),
                 // A later local header replaces an earlier one, as in GNU tar and Go.
                 b'x' | b'X' => {
                     let body = self.read_extended(at, size)?;
-                    local = pax::parse(&body).map_err(|e| self.bad(at, e))?;
+                    local = pax::parse(&body).map_err(|e| malformed(at, e))?;
                 }
                 b'g' => {
                     let body = self.read_extended(at, size)?;
-                    let recs = pax::parse(&body).map_err(|e| self.bad(at, e))?;
+                    let recs = pax::parse(&body).map_err(|e| malformed(at, e))?;
                     if self.global.len() + recs.len() > 4096 {
                         return Err(self.bad(at, "too many global PAX records"));
                     }
@@ -283,10 +313,20 @@ impl<R: Read> TarReader<R> {
             sparse: None,
         };
         if kind != Kind::File {
+            // GNU tar makes any member with PAX sparse records a sparse file
+            // whatever its type; Go and Python do not.
+            if records.iter().any(|(k, _)| k.starts_with("GNU.sparse.")) {
+                return Err(ImageError::Unsafe(format!(
+                    "layer tar: entry {} at byte {at}: sparse records on a member that is not a file",
+                    shown(&m.name)
+                )));
+            }
             return Ok(m);
         }
+        // GNU tar reads many malformed sparse members Go and Python refuse: a
+        // parser differential, so refused as unsafe.
         let sparse_err = |m: &Member, e: String| {
-            ImageError::Invalid(format!(
+            ImageError::Unsafe(format!(
                 "layer tar: entry {} at byte {at}: {e}",
                 shown(&m.name)
             ))
@@ -308,11 +348,7 @@ impl<R: Read> TarReader<R> {
             }
         }
         if let Some(map) = &m.sparse {
-            // A map that disagrees with the data is read differently by GNU tar
-            // and Go: a parser differential, so it is refused as unsafe.
-            map.check(m.stored).map_err(|e| {
-                ImageError::Unsafe(format!("entry {} at byte {at}: {e}", shown(&m.name)))
-            })?;
+            map.check(m.stored).map_err(|e| sparse_err(&m, e))?;
         }
         Ok(m)
     }
@@ -401,6 +437,12 @@ impl<R: Read> TarReader<R> {
         }
         Ok(())
     }
+}
+
+/// A malformed PAX header: GNU tar warns and drops the records from the bad
+/// one on, Go and Python refuse the archive; a parser differential, so unsafe.
+fn malformed(at: u64, e: String) -> ImageError {
+    ImageError::Unsafe(format!("layer tar: header at byte {at}: {e}"))
 }
 
 /// The header checksum: the stored octal value must equal the sum of the

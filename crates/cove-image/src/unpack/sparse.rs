@@ -180,13 +180,18 @@ mod tests {
         assert_eq!(m.runs, vec![(1024, 512), (1600, 50)]);
         m.check(562).unwrap();
         assert!(m.check(561).is_err());
-        let r01 = [rec("GNU.sparse.size", "100"), rec("GNU.sparse.map", "0,1,99,1")];
+        let r01 = [
+            rec("GNU.sparse.size", "100"),
+            rec("GNU.sparse.map", "0,1,99,1"),
+        ];
         // (0.1 and 1.0 maps are only parsed here, not checked.)
         let PaxSparse::Map(m) = from_pax(&r01).unwrap() else {
             panic!()
         };
         assert_eq!(m.runs, vec![(0, 1), (99, 1)]);
-        let m = parse_data_map(b"2\n0\n1\n99\n1\n\0\0", 100).unwrap().unwrap();
+        let m = parse_data_map(b"2\n0\n1\n99\n1\n\0\0", 100)
+            .unwrap()
+            .unwrap();
         assert_eq!(m.runs, vec![(0, 1), (99, 1)]);
         assert!(parse_data_map(b"2\n0\n1\n99\n", 100).unwrap().is_none());
     }

@@ -13,7 +13,9 @@ pub fn cap_net_raw() -> Vec<u8> {
 }
 
 pub fn bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// (name, archive) for each case.
@@ -24,11 +26,18 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
         tar(&[gnu_sparse(
             "sparse",
             (1 << 20) + 100,
-            &[(0, bytes(512, 1)), (8192, bytes(1024, 2)), (1 << 20, bytes(100, 3))],
+            &[
+                (0, bytes(512, 1)),
+                (8192, bytes(1024, 2)),
+                (1 << 20, bytes(100, 3)),
+            ],
         )]),
     ));
     let many: Vec<(u64, Vec<u8>)> = (0..30).map(|i| (i * 8192, bytes(512, i as u8))).collect();
-    v.push(("gnu_sparse_extended", tar(&[gnu_sparse("many", 29 * 8192 + 512, &many)])));
+    v.push((
+        "gnu_sparse_extended",
+        tar(&[gnu_sparse("many", 29 * 8192 + 512, &many)]),
+    ));
     let (d1, d2) = (bytes(512, 4), bytes(700, 5));
     let stored = [d1.clone(), d2.clone()].concat();
     v.push((
@@ -65,7 +74,11 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
             member(b"GNUSparseFile.0/s01", b'0', &stored, 0o600, b""),
         ]),
     ));
-    let data10 = [sparse_1_0_map(&[(4096, 512), (150000, 700), (200000, 0)]), stored.clone()].concat();
+    let data10 = [
+        sparse_1_0_map(&[(4096, 512), (150000, 700), (200000, 0)]),
+        stored.clone(),
+    ]
+    .concat();
     v.push((
         "pax_sparse_1_0",
         tar(&[
@@ -85,12 +98,7 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
     v.push((
         "xattrs",
         tar(&[
-            pax(
-                b'x',
-                &[
-                    ("SCHILY.xattr.user.dirattr", b"d"),
-                ],
-            ),
+            pax(b'x', &[("SCHILY.xattr.user.dirattr", b"d")]),
             dir("bin"),
             pax(
                 b'x',

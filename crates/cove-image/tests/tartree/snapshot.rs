@@ -119,13 +119,15 @@ pub fn xattrs(path: &Path) -> BTreeMap<String, Vec<u8>> {
     if n <= 0 {
         return out;
     }
-    for name in names[..n as usize].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+    for name in names[..n as usize]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+    {
         let cn = CString::new(name).expect("xattr name");
         let mut val = vec![0u8; 65536];
         // SAFETY: as above.
-        let k = unsafe {
-            libc::lgetxattr(c.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len())
-        };
+        let k =
+            unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
         if k >= 0 {
             val.truncate(k as usize);
             out.insert(String::from_utf8_lossy(name).into_owned(), val);
