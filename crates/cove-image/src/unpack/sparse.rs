@@ -32,7 +32,7 @@ impl SparseMap {
         let mut total = 0u64;
         let last_data = self.runs.iter().rposition(|&(_, len)| len > 0);
         for (i, &(off, len)) in self.runs.iter().enumerate() {
-            if len % 512 != 0 && Some(i) != last_data {
+            if !len.is_multiple_of(512) && Some(i) != last_data {
                 return Err("sparse run that is not whole blocks before the last".into());
             }
             if off < end {
@@ -98,7 +98,7 @@ pub(crate) fn from_pax(records: &[Record]) -> Result<PaxSparse, String> {
     }
     let mut nums = Vec::new();
     for (k, v) in records {
-        let want_offset = nums.len() % 2 == 0;
+        let want_offset = nums.len().is_multiple_of(2);
         match k.as_str() {
             "GNU.sparse.offset" if want_offset => {}
             "GNU.sparse.numbytes" if !want_offset => {}
@@ -121,7 +121,7 @@ pub(crate) fn from_pax(records: &[Record]) -> Result<PaxSparse, String> {
 
 /// Turns `[off, len, off, len, ...]` into a map.
 fn pairs(nums: &[u64], real_size: u64) -> Result<SparseMap, String> {
-    if nums.len() % 2 != 0 {
+    if !nums.len().is_multiple_of(2) {
         return Err("sparse map with an odd number of values".into());
     }
     if nums.len() > 2 * MAX_RUNS {
