@@ -175,6 +175,12 @@ fn old_v7_directories_and_fifo_modes_are_kept() {
 fn long_name_is_cut_at_nul_and_pax_times_and_ids_apply() {
     let d = unpack_case("long_name_with_nul");
     assert_eq!(content(&d.path().join("before-nul")), b"x");
+    let d = unpack_case("empty_numeric_fields");
+    let md = std::fs::metadata(d.path().join("empty-fields")).unwrap();
+    assert_eq!(
+        (md.mode() & 0o7777, md.uid(), md.gid(), md.mtime()),
+        (0, 0, 0, 0)
+    );
     let d = unpack_case("pax_mtime_and_ids");
     let md = std::fs::metadata(d.path().join("nanos")).unwrap();
     assert_eq!((md.mtime(), md.mtime_nsec()), (1_600_000_000, 123_456_789));

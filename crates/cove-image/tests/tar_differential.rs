@@ -336,7 +336,7 @@ fn mutate(rng: &mut fastrand::Rng, data: &mut Vec<u8>) -> String {
         return "no headers".into();
     }
     let h = heads[rng.usize(..heads.len())];
-    let what = rng.u8(..6);
+    let what = rng.u8(..7);
     let desc = match what {
         0 => {
             let t = *rng.choice(b"0125678LKxgXSDV\0".iter()).unwrap();
@@ -357,6 +357,11 @@ fn mutate(rng: &mut fastrand::Rng, data: &mut Vec<u8>) -> String {
             let mode = rng.u32(..0o10000);
             data[h + 100..h + 108].copy_from_slice(format!("{mode:07o}\0").as_bytes());
             format!("mode {mode:o} at {h}")
+        }
+        5 => {
+            let field = *rng.choice(&[100usize, 108, 116, 136]).unwrap();
+            data[h + field..h + field + 8].fill(0);
+            format!("empty numeric field {field} at {h}")
         }
         4 => {
             let i = h + rng.usize(..512);

@@ -81,6 +81,13 @@ impl<R: Read> TarReader<R> {
         ImageError::Invalid(format!("layer tar: header at byte {at}: {what}"))
     }
 
+    fn field(&self, at: u64, name: &str, e: FieldError) -> ImageError {
+        match e {
+            FieldError::Bad => self.bad(at, format!("bad {name} field")),
+            FieldError::Ambiguous => ambiguous(at, name),
+        }
+    }
+
     fn io_err(&self, e: io::Error) -> ImageError {
         ImageError::Io {
             context: format!("cannot read layer tar at byte {}", self.offset),
@@ -191,7 +198,8 @@ impl<R: Read> TarReader<R> {
             }
             check_sum(&block).map_err(|e| self.bad(at, e))?;
             let h = Header::from_byte_slice(&block);
-            let size = h.entry_size().map_err(|_| self.bad(at, "bad size field"))?;
+            let size =
+                numeric(h, 124..136, h.entry_size()).map_err(|e| self.field(at, "size", e))?;
             self.data_end = self.offset;
             match block[156] {
                 b'L' => long_name = Some(self.read_long_name(at, size)?),
@@ -247,19 +255,28 @@ impl<R: Read> TarReader<R> {
                 shown(&name)
             ))
         };
-        let id = |key: &str, header: io::Result<u64>| -> Result<u32, ImageError> {
+        let num = |what: &str, r: Result<u64, FieldError>| match r {
+            Ok(v) => Ok(v),
+            Err(FieldError::Bad) => Err(field(what)),
+            Err(FieldError::Ambiguous) => Err(ambiguous(at, what)),
+        };
+        let id = |key: &str, header: Result<u64, FieldError>| -> Result<u32, ImageError> {
             let v = match pax::last(&records, key) {
                 Some(v) => pax::number(v).ok_or_else(|| field(key))?,
-                None => header.map_err(|_| field(key))?,
+                None => num(key, header)?,
             };
             u32::try_from(v).map_err(|_| field(key))
         };
-        let uid = id("uid", h.uid())?;
-        let gid = id("gid", h.gid())?;
-        let mode = h.mode().map_err(|_| field("mode"))? & 0o7777;
+        let uid = id("uid", numeric(h, 108..116, h.uid()))?;
+        let gid = id("gid", numeric(h, 116..124, h.gid()))?;
+        let mode = num("mode", numeric(h, 100..108, h.mode().map(u64::from)))?;
+        let mode = (mode & 0o7777) as u32;
         let mtime = match pax::last(&records, "mtime") {
             Some(v) => pax::time(v).ok_or_else(|| field("mtime"))?,
-            None => (h.mtime().map_err(|_| field("mtime"))? as i64, 0),
+            None => {
+                let secs = num("mtime", numeric(h, 136..148, h.mtime()))?;
+                (i64::try_from(secs).map_err(|_| field("mtime"))?, 0)
+            }
         };
         let size = match pax::last(&records, "size") {
             Some(v) => pax::number(v).ok_or_else(|| field("size"))?,
@@ -437,6 +454,51 @@ impl<R: Read> TarReader<R> {
         }
         Ok(())
     }
+}
+
+/// Why a numeric header field was not read.
+enum FieldError {
+    Bad,
+    /// Readers disagree on it: GNU tar skips one leading NUL, Python stops at
+    /// the first NUL, Go trims all NULs.
+    Ambiguous,
+}
+
+/// A numeric header field: base-256 (decoded by tar-rs) or octal digits between
+/// spaces, ended by a NUL or space; empty is 0, as GNU tar, Go and Python read it.
+/// Anything but NULs and spaces after a NUL is read differently by each of them.
+fn numeric(
+    h: &Header,
+    field: std::ops::Range<usize>,
+    decoded: io::Result<u64>,
+) -> Result<u64, FieldError> {
+    let bytes = &h.as_bytes()[field];
+    if bytes[0] & 0x80 != 0 {
+        return decoded.map_err(|_| FieldError::Bad);
+    }
+    let (text, rest) = match bytes.iter().position(|&b| b == 0) {
+        Some(k) => (&bytes[..k], &bytes[k + 1..]),
+        None => (bytes, &[][..]),
+    };
+    if rest.iter().any(|&b| b != 0 && b != b' ') {
+        return Err(FieldError::Ambiguous);
+    }
+    let text = text.trim_ascii();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    if !text.iter().all(|b| (b'0'..=b'7').contains(b)) {
+        return Err(FieldError::Bad);
+    }
+    let text = std::str::from_utf8(text).map_err(|_| FieldError::Bad)?;
+    u64::from_str_radix(text, 8).map_err(|_| FieldError::Bad)
+}
+
+/// A numeric field with bytes after its end: a parser differential, unsafe.
+fn ambiguous(at: u64, name: &str) -> ImageError {
+    ImageError::Unsafe(format!(
+        "layer tar: header at byte {at}: {name} field with bytes after its end"
+    ))
 }
 
 /// A malformed PAX header: GNU tar warns and drops the records from the bad

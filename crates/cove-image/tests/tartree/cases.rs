@@ -179,6 +179,12 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
             file("short", b"x"),
         ]),
     ));
+    let mut h = header(b"empty-fields", b'0', 1, 0o644, b"");
+    for field in [100..108, 108..116, 116..124, 136..148] {
+        h.as_mut_bytes()[field].fill(0);
+    }
+    h.set_cksum();
+    v.push(("empty_numeric_fields", tar(&[with_data(&h, b"x")])));
     v.push((
         "pax_mtime_and_ids",
         tar(&[
