@@ -187,13 +187,9 @@ impl<R: Read> TarReader<R> {
         let mut block = [0u8; 512];
         loop {
             let at = self.offset;
-            if !self.read_block(&mut block)? {
-                if long_name.is_some() || long_link.is_some() || !local.is_empty() {
-                    return Err(self.bad(at, "extended header without a member"));
-                }
-                return Ok(None);
-            }
-            if block.iter().all(|&b| b == 0) {
+            // The end, also after extended headers without a member (GNU tar
+            // ignores those too: they describe nothing).
+            if !self.read_block(&mut block)? || block.iter().all(|&b| b == 0) {
                 return Ok(None);
             }
             check_sum(&block).map_err(|e| self.bad(at, e))?;
