@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 
+#[allow(dead_code)]
 #[path = "../../crates/cove-image/tests/tartree/snapshot.rs"]
 mod snapshot;
 

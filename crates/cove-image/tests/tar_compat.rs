@@ -275,3 +275,16 @@ fn failed_imports_report_errors_not_success() {
     ]);
     refused(&t[..], "weird");
 }
+
+#[test]
+fn global_records_that_would_change_members_are_refused() {
+    // GNU tar would put every later member at "elsewhere"; Docker ignores it.
+    let t = tar(&[pax(b'g', &[("path", b"elsewhere")]), file("f", b"x")]);
+    let d = tempfile::tempdir().unwrap();
+    match unpack_layer_tar(&t[..], d.path()) {
+        Err(cove_image::ImageError::Unsafe(m)) => {
+            assert!(m.contains("global PAX record \"path\""), "{m}")
+        }
+        other => panic!("expected Unsafe, got {other:?}"),
+    }
+}

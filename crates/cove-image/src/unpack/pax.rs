@@ -1,8 +1,7 @@
 //! PAX extended headers (`x`, Solaris `X`, global `g`): `"<len> <key>=<value>\n"` records.
 //!
 //! Values are bytes (xattr values are binary). A later record for the same key
-//! wins; global records are defaults for every later member, local ones for the
-//! next member only (as GNU tar applies them).
+//! wins; local records apply to the next member.
 
 /// One record, in archive order (PAX sparse format 0.0 repeats its keys).
 pub(crate) type Record = (String, Vec<u8>);
@@ -48,6 +47,13 @@ pub(crate) fn last<'a>(records: &'a [Record], key: &str) -> Option<&'a [u8]> {
         .rev()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_slice())
+}
+
+/// Whether a record with this key changes the member it applies to (as read here).
+pub(crate) fn applies_to_members(key: &str) -> bool {
+    matches!(key, "path" | "linkpath" | "size" | "uid" | "gid" | "mtime")
+        || key.starts_with("GNU.sparse.")
+        || key.starts_with("SCHILY.xattr.")
 }
 
 /// A decimal unsigned number.

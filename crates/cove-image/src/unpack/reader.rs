@@ -59,8 +59,6 @@ pub(crate) struct TarReader<R> {
     offset: u64,
     /// Where the current member's data (with padding) ends.
     data_end: u64,
-    /// Records of global PAX headers so far.
-    global: Vec<Record>,
 }
 
 fn round_up(n: u64) -> Option<u64> {
@@ -73,7 +71,6 @@ impl<R: Read> TarReader<R> {
             inner,
             offset: 0,
             data_end: 0,
-            global: Vec::new(),
         }
     }
 
@@ -205,19 +202,24 @@ impl<R: Read> TarReader<R> {
                     let body = self.read_extended(at, size)?;
                     local = pax::parse(&body).map_err(|e| malformed(at, e))?;
                 }
+                // GNU tar and Python apply global records to every later member;
+                // Go returns them as a member of their own, which Docker and
+                // containerd skip. Those that would change a member are a parser
+                // differential; the rest (git archive's `comment`) change nothing.
                 b'g' => {
                     let body = self.read_extended(at, size)?;
                     let recs = pax::parse(&body).map_err(|e| malformed(at, e))?;
-                    if self.global.len() + recs.len() > 4096 {
-                        return Err(self.bad(at, "too many global PAX records"));
+                    if let Some((k, _)) = recs.iter().find(|(k, _)| pax::applies_to_members(k)) {
+                        return Err(ImageError::Unsafe(format!(
+                            "layer tar: header at byte {at}: global PAX record {} \
+                             (GNU tar applies it to every member, Docker ignores it)",
+                            shown(k.as_bytes())
+                        )));
                     }
-                    self.global.extend(recs);
                 }
                 _ => {
-                    let mut records = self.global.clone();
-                    records.extend(local);
                     return self
-                        .member(at, h, size, long_name, long_link, records)
+                        .member(at, h, size, long_name, long_link, local)
                         .map(Some);
                 }
             }
