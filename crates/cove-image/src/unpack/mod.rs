@@ -18,6 +18,7 @@
 //! The sha256 of the uncompressed stream (the diff_id) is computed on the way.
 
 mod entries;
+mod fields;
 mod names;
 mod pax;
 mod reader;

@@ -12,6 +12,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use tar::{GnuExtSparseHeader, Header};
 
+use super::fields::{check_sum, numeric, FieldError};
 use super::names::{cut_at_nul, shown};
 use super::pax::{self, Record};
 use super::sparse::{self, PaxSparse, SparseMap};
@@ -454,44 +455,6 @@ impl<R: Read> TarReader<R> {
     }
 }
 
-/// Why a numeric header field was not read.
-enum FieldError {
-    Bad,
-    /// Readers disagree on it: GNU tar skips one leading NUL, Python stops at
-    /// the first NUL, Go trims all NULs.
-    Ambiguous,
-}
-
-/// A numeric header field: base-256 (decoded by tar-rs) or octal digits between
-/// spaces, ended by a NUL or space; empty is 0, as GNU tar, Go and Python read it.
-/// Anything but NULs and spaces after a NUL is read differently by each of them.
-fn numeric(
-    h: &Header,
-    field: std::ops::Range<usize>,
-    decoded: io::Result<u64>,
-) -> Result<u64, FieldError> {
-    let bytes = &h.as_bytes()[field];
-    if bytes[0] & 0x80 != 0 {
-        return decoded.map_err(|_| FieldError::Bad);
-    }
-    let (text, rest) = match bytes.iter().position(|&b| b == 0) {
-        Some(k) => (&bytes[..k], &bytes[k + 1..]),
-        None => (bytes, &[][..]),
-    };
-    if rest.iter().any(|&b| b != 0 && b != b' ') {
-        return Err(FieldError::Ambiguous);
-    }
-    let text = text.trim_ascii();
-    if text.is_empty() {
-        return Ok(0);
-    }
-    if !text.iter().all(|b| (b'0'..=b'7').contains(b)) {
-        return Err(FieldError::Bad);
-    }
-    let text = std::str::from_utf8(text).map_err(|_| FieldError::Bad)?;
-    u64::from_str_radix(text, 8).map_err(|_| FieldError::Bad)
-}
-
 /// A numeric field with bytes after its end: a parser differential, unsafe.
 fn ambiguous(at: u64, name: &str) -> ImageError {
     ImageError::Unsafe(format!(
@@ -503,24 +466,4 @@ fn ambiguous(at: u64, name: &str) -> ImageError {
 /// one on, Go and Python refuse the archive; a parser differential, so unsafe.
 fn malformed(at: u64, e: String) -> ImageError {
     ImageError::Unsafe(format!("layer tar: header at byte {at}: {e}"))
-}
-
-/// The header checksum: the stored octal value must equal the sum of the
-/// header's bytes (checksum field as spaces), taken unsigned or, as old tars
-/// did, signed; GNU tar accepts either.
-fn check_sum(block: &[u8; 512]) -> Result<(), &'static str> {
-    let stored = Header::from_byte_slice(block)
-        .cksum()
-        .map_err(|_| "bad checksum field")?;
-    let (mut unsigned, mut signed) = (0u32, 0i32);
-    for (i, &b) in block.iter().enumerate() {
-        let b = if (148..156).contains(&i) { b' ' } else { b };
-        unsigned += u32::from(b);
-        signed += i32::from(b as i8);
-    }
-    if stored == unsigned || i64::from(stored) == i64::from(signed) {
-        Ok(())
-    } else {
-        Err("header checksum mismatch")
-    }
 }
