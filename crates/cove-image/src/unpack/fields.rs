@@ -83,7 +83,7 @@ mod tests {
         assert!(matches!(uid(b"0001750\0"), Ok(1000)));
         assert!(matches!(uid(b"  1750 \0"), Ok(1000)));
         assert!(matches!(uid(b"\0\0\0\0\0\0\0\0"), Ok(0)));
-        assert!(matches!(uid(b"\x001750\0"), Err(FieldError::Ambiguous)));
+        assert!(matches!(uid(b"\x00001750\0"), Err(FieldError::Ambiguous)));
         assert!(matches!(uid(b"17\0\x00500\0"), Err(FieldError::Ambiguous)));
         assert!(matches!(uid(b"0001790\0"), Err(FieldError::Bad)));
         let mut h = Header::new_gnu();
