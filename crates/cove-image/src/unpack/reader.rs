@@ -7,6 +7,13 @@
 //! name or PAX header instead of using the last, refuses signed checksums,
 //! returns global and Solaris headers as members, has no PAX sparse formats and
 //! reads extended headers of any size into memory.
+//!
+//! Where GNU tar reads an archive one way and Go (Docker, containerd) or Python
+//! another, the archive is a parser differential and is refused as
+//! [`ImageError::Unsafe`]: sparse maps that disagree with the data, global PAX
+//! records that would change members, PAX sparse records on a non-file, numeric
+//! fields with bytes after their NUL, malformed PAX records, GNU long names
+//! whose size cuts them before their NUL.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
