@@ -288,3 +288,21 @@ fn global_records_that_would_change_members_are_refused() {
         other => panic!("expected Unsafe, got {other:?}"),
     }
 }
+
+#[test]
+fn unreadable_pax_values_are_refused_as_unsafe() {
+    // Found by the unpack_differential fuzz target: GNU tar warns and ignores
+    // the value, Go refuses the archive.
+    for (key, value) in [
+        ("mtime", &b"12.5\n30 atime=1"[..]),
+        ("uid", b"x"),
+        ("size", b"-1"),
+    ] {
+        let t = tar(&[pax(b'x', &[(key, value)]), file("f", b"x")]);
+        let d = tempfile::tempdir().unwrap();
+        match unpack_layer_tar(&t[..], d.path()) {
+            Err(cove_image::ImageError::Unsafe(m)) => assert!(m.contains(key), "{m}"),
+            other => panic!("{key}: expected Unsafe, got {other:?}"),
+        }
+    }
+}

@@ -261,6 +261,14 @@ impl<R: Read> TarReader<R> {
                 shown(&name)
             ))
         };
+        // GNU tar warns about a PAX value it cannot read and ignores it, Go and
+        // Python refuse the archive: a parser differential, so unsafe.
+        let pax_bad = |key: &str| {
+            ImageError::Unsafe(format!(
+                "layer tar: entry {} at byte {at}: bad PAX {key} record",
+                shown(&name)
+            ))
+        };
         let num = |what: &str, r: Result<u64, FieldError>| match r {
             Ok(v) => Ok(v),
             Err(FieldError::Bad) => Err(field(what)),
@@ -268,7 +276,7 @@ impl<R: Read> TarReader<R> {
         };
         let id = |key: &str, header: Result<u64, FieldError>| -> Result<u32, ImageError> {
             let v = match pax::last(&records, key) {
-                Some(v) => pax::number(v).ok_or_else(|| field(key))?,
+                Some(v) => pax::number(v).ok_or_else(|| pax_bad(key))?,
                 None => num(key, header)?,
             };
             u32::try_from(v).map_err(|_| field(key))
@@ -278,14 +286,14 @@ impl<R: Read> TarReader<R> {
         let mode = num("mode", numeric(h, 100..108, h.mode().map(u64::from)))?;
         let mode = (mode & 0o7777) as u32;
         let mtime = match pax::last(&records, "mtime") {
-            Some(v) => pax::time(v).ok_or_else(|| field("mtime"))?,
+            Some(v) => pax::time(v).ok_or_else(|| pax_bad("mtime"))?,
             None => {
                 let secs = num("mtime", numeric(h, 136..148, h.mtime()))?;
                 (i64::try_from(secs).map_err(|_| field("mtime"))?, 0)
             }
         };
         let size = match pax::last(&records, "size") {
-            Some(v) => pax::number(v).ok_or_else(|| field("size"))?,
+            Some(v) => pax::number(v).ok_or_else(|| pax_bad("size"))?,
             None => size,
         };
         let xattrs = records
