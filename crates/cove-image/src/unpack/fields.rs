@@ -32,15 +32,34 @@ pub(crate) fn numeric(
     if rest.iter().any(|&b| b != 0 && b != b' ') {
         return Err(FieldError::Ambiguous);
     }
-    let text = text.trim_ascii();
+    // GNU tar and Python take tabs, newlines and the like as spaces, Go does not.
+    if text.iter().any(|b| b"\t\n\x0b\x0c\r".contains(b)) {
+        return Err(FieldError::Ambiguous);
+    }
+    let text = trim_spaces(text);
     if text.is_empty() {
         return Ok(0);
     }
     if !text.iter().all(|b| (b'0'..=b'7').contains(b)) {
+        // GNU tar stops at a space after the digits ("00000 1" is 0), Go and
+        // Python refuse the field.
+        if text.contains(&b' ') {
+            return Err(FieldError::Ambiguous);
+        }
         return Err(FieldError::Bad);
     }
     let text = std::str::from_utf8(text).map_err(|_| FieldError::Bad)?;
     u64::from_str_radix(text, 8).map_err(|_| FieldError::Bad)
+}
+
+fn trim_spaces(mut t: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = t {
+        t = rest;
+    }
+    while let [rest @ .., b' '] = t {
+        t = rest;
+    }
+    t
 }
 
 /// The header checksum: the stored octal value must equal the sum of the
@@ -86,6 +105,8 @@ mod tests {
         assert!(matches!(uid(b"\x00001750\0"), Err(FieldError::Ambiguous)));
         assert!(matches!(uid(b"17\0\x00500\0"), Err(FieldError::Ambiguous)));
         assert!(matches!(uid(b"0001790\0"), Err(FieldError::Bad)));
+        assert!(matches!(uid(b"00000 1\0"), Err(FieldError::Ambiguous)));
+        assert!(matches!(uid(b"000004\t\0"), Err(FieldError::Ambiguous)));
         let mut h = Header::new_gnu();
         h.set_uid(3_000_000); // base-256
         assert!(matches!(numeric(&h, 108..116, h.uid()), Ok(3_000_000)));

@@ -470,10 +470,10 @@ impl<R: Read> TarReader<R> {
     }
 }
 
-/// A numeric field with bytes after its end: a parser differential, unsafe.
+/// A numeric field tar readers read differently: a parser differential, unsafe.
 fn ambiguous(at: u64, name: &str) -> ImageError {
     ImageError::Unsafe(format!(
-        "layer tar: header at byte {at}: {name} field with bytes after its end"
+        "layer tar: header at byte {at}: {name} field that tar readers read differently"
     ))
 }
 
