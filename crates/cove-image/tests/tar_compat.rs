@@ -306,3 +306,13 @@ fn unreadable_pax_values_are_refused_as_unsafe() {
         }
     }
 }
+
+#[test]
+fn a_partial_block_after_the_last_member_ends_the_archive() {
+    // Found by the unpack_differential fuzz target: GNU tar and Python stop there.
+    let mut t = file("f", b"data");
+    t.extend_from_slice(&[7u8; 100]);
+    let d = tempfile::tempdir().unwrap();
+    unpack_layer_tar(&t[..], d.path()).unwrap();
+    assert_eq!(content(&d.path().join("f")), b"data");
+}

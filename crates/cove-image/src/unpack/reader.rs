@@ -102,10 +102,23 @@ impl<R: Read> TarReader<R> {
 
     /// Reads a whole block; `Ok(false)` on a clean end of stream.
     fn read_block(&mut self, buf: &mut [u8; 512]) -> Result<bool, ImageError> {
+        self.read_block_or(buf, false)
+    }
+
+    /// Like [`Self::read_block`]; with `partial_is_end`, a partial last block
+    /// is the end too (a header cannot fit in it: GNU tar and Python stop there).
+    fn read_block_or(
+        &mut self,
+        buf: &mut [u8; 512],
+        partial_is_end: bool,
+    ) -> Result<bool, ImageError> {
         let mut n = 0;
         while n < buf.len() {
             match self.inner.read(&mut buf[n..]) {
-                Ok(0) if n == 0 => return Ok(false),
+                Ok(0) if n == 0 || partial_is_end => {
+                    self.offset += n as u64;
+                    return Ok(false);
+                }
                 Ok(0) => return Err(self.bad(self.offset, "archive truncated")),
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -194,7 +207,7 @@ impl<R: Read> TarReader<R> {
             let at = self.offset;
             // The end, also after extended headers without a member (GNU tar
             // ignores those too: they describe nothing).
-            if !self.read_block(&mut block)? || block.iter().all(|&b| b == 0) {
+            if !self.read_block_or(&mut block, true)? || block.iter().all(|&b| b == 0) {
                 return Ok(None);
             }
             check_sum(&block).map_err(|e| self.bad(at, e))?;
