@@ -4,14 +4,15 @@
 #
 #   bash fuzz/run.sh [SECONDS]     # e.g. `bash fuzz/run.sh 600` for a longer hunt
 #
-# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`); run as root (the
-# unpack target creates files owned by the layer's uids). A crash stops with the failing input in
-# fuzz/artifacts/<target>/; replay it with `cargo +nightly fuzz run <target> <file>`.
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`) and GNU tar (for
+# unpack_differential); run as root (the unpack targets create files owned by the layer's uids).
+# A crash stops with the failing input in fuzz/artifacts/<target>/; replay it with
+# `cargo +nightly fuzz run <target> <file>`.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 secs=${1:-20}
-targets=(unpack_layer image_reference gateway_host quantity)
+targets=(unpack_layer unpack_differential image_reference gateway_host quantity)
 export PATH="$HOME/.cargo/bin:$PATH"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -92,3 +92,79 @@ async fn missing_and_bogus_files() {
     let err = env.images.import(&empty, Some("x")).await.unwrap_err();
     assert!(matches!(err, ImageError::Unsupported(_)), "{err}");
 }
+
+/// The xattr `name` of `path` (through the overlay mount), if set.
+fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: NUL-terminated strings and a live buffer of its length.
+    let len =
+        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| buf[..len as usize].to_vec())
+}
+
+/// An image whose `ping` relies on a file capability keeps it: umoci writes the
+/// capability as a `SCHILY.xattr.security.capability` PAX record in the layer.
+#[tokio::test(flavor = "multi_thread")]
+async fn file_capabilities_and_xattrs_survive_import() {
+    let env = Env::new();
+    let layout = env.dir.path().join("layout");
+    let bundle = env.dir.path().join("bundle");
+    let image = format!("{}:latest", layout.display());
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &image])
+        .arg(&bundle));
+    let ping = bundle.join("rootfs/bin/ping");
+    std::fs::create_dir_all(ping.parent().unwrap()).unwrap();
+    std::fs::write(&ping, "#!/bin/true\n").unwrap();
+    let mut cap = Vec::new();
+    for word in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+        cap.extend_from_slice(&word.to_le_bytes()); // cap_net_raw, permitted + effective
+    }
+    for (name, value) in [("security.capability", &cap[..]), ("user.note", b"kept")] {
+        let p = std::ffi::CString::new(ping.to_str().unwrap()).unwrap();
+        let n = std::ffi::CString::new(name).unwrap();
+        // SAFETY: NUL-terminated strings and a live buffer of its length.
+        let rc = unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "setxattr {name}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    run(Command::new("umoci")
+        .args(["repack", "--image", &image])
+        .arg(&bundle));
+    let imgs = env
+        .images
+        .import(&layout, Some("local/caps:1"))
+        .await
+        .expect("import");
+    let cdir = env.dir.path().join("c");
+    let _g = MountGuard(cdir.clone());
+    let rootfs = env.images.mount_rootfs(&imgs[0], &cdir).expect("mount");
+    assert_eq!(
+        xattr(&rootfs.join("bin/ping"), "security.capability"),
+        Some(cap)
+    );
+    assert_eq!(
+        xattr(&rootfs.join("bin/ping"), "user.note"),
+        Some(b"kept".to_vec())
+    );
+    ImageStore::unmount_rootfs(&cdir).unwrap();
+}
