@@ -145,7 +145,11 @@ async fn exec_returns_output_and_code() {
     let bad =
         h.rt.exec(&h.cfg.id, &["/nonexistent".to_string()], &[], None)
             .await;
-    assert!(matches!(bad, Err(RuntimeError::Runc { .. })), "{bad:?}");
+    // A missing executable is the caller's mistake (a 400 at the API), named in the error.
+    assert!(
+        matches!(&bad, Err(RuntimeError::BadCommand(m)) if m.contains("/nonexistent")),
+        "{bad:?}"
+    );
     let gone = h.rt.exec("no-such-container", &args, &[], None).await;
     assert!(matches!(gone, Err(RuntimeError::NotFound(_))), "{gone:?}");
     h.rt.stop(&h.cfg.id, Duration::from_millis(200))
