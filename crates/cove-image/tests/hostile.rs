@@ -102,11 +102,15 @@ fn dotdot_is_rejected() {
 }
 
 #[test]
-fn absolute_path_is_rejected() {
+fn absolute_path_lands_inside_the_layer() {
+    // As GNU tar and containerd do: the leading `/` goes, the entry stays in the layer.
     let s = Sandbox::new();
     let target = unique("abs");
-    assert_unsafe(s.unpack(&[file(target.to_str().unwrap(), b"x")]));
+    s.unpack(&[file(target.to_str().unwrap(), b"x")])
+        .expect("an absolute name is taken relative to the layer");
     assert!(!target.exists());
+    let inside = s.layer.join(target.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read(&inside).unwrap(), b"x");
     s.assert_outside_untouched();
 }
 
@@ -152,7 +156,9 @@ fn file_through_symlink_to_outside_dir_is_rejected() {
 #[test]
 fn hardlinks_outside_are_rejected() {
     let s = Sandbox::new();
-    assert_unsafe(s.unpack(&[entry("h", EntryType::Link, "/etc/passwd", b"", 0o644)]));
+    // An absolute target is the layer's own `etc/passwd` (as in GNU tar), which is missing.
+    let missing = s.unpack(&[entry("h", EntryType::Link, "/etc/passwd", b"", 0o644)]);
+    assert!(missing.is_err(), "{missing:?}");
     assert_unsafe(s.unpack(&[entry("h", EntryType::Link, "../outside/secret", b"", 0o644)]));
     let out = s.outside.to_str().unwrap().to_string();
     assert_unsafe(s.unpack(&[
