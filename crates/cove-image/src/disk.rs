@@ -72,7 +72,7 @@ pub(crate) fn format(img: &Path, mib: u64, background: bool) -> Result<(), Image
     drop(file);
     let mut cmd = if background {
         let mut c = Command::new("nice");
-        c.args(["-n", "19", "ionice", "-c", "2", "-n", "7", "mkfs.ext4"]);
+        c.args(["-n", "19", "ionice", "-c", "3", "mkfs.ext4"]);
         c
     } else {
         Command::new("mkfs.ext4")

