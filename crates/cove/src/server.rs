@@ -118,7 +118,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let _lock = lock_data_dir(data_dir)?;
-    let quota = args.workspace_limits.quota_config(&args.subnet, data_dir)?;
+    let quota = args.workspace_limits.quota_config(&args.subnet)?;
     let token = load_or_create_token(&data_dir.join("token"))?;
     // Uploads interrupted by a crash or a client hanging up.
     let _ = std::fs::remove_dir_all(data_dir.join("tmp"));

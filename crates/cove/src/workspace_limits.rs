@@ -1,8 +1,6 @@
 //! `cove server`'s workspace-limit flags and their defaults, sized from the host and the
 //! address pool so that no one workspace can take the whole of either.
 
-use std::path::Path;
-
 use anyhow::Result;
 use cove_lifecycle::QuotaConfig;
 use cove_types::{Quantity, SetLimitsRequest, WorkspaceLimits};
@@ -24,7 +22,10 @@ pub struct WorkspaceLimitArgs {
     #[arg(long, env = "COVE_WORKSPACE_MAX_MEMORY")]
     workspace_max_memory: Option<String>,
     /// Disk (MiB, or a size like 50Gi) one workspace's running pods may ask for in all (a pod
-    /// without a disk limit counts --default-disk). Default: half the data dir's filesystem.
+    /// without a disk limit counts --default-disk). Default: none: every pod's disk is bounded
+    /// (--default-disk) and so is the number of pods; pod disks are sparse, so a cap sized from
+    /// the data dir's filesystem refused default pods on small hosts (a 4 GiB cap on an 8 GiB
+    /// tmpfs against the 10 GiB default disk) and allowed only 12 on this 252 GiB one.
     #[arg(long, env = "COVE_WORKSPACE_MAX_DISK")]
     workspace_max_disk: Option<String>,
     /// Pod addresses kept for the admin: workspaces together never take the last ones.
@@ -39,7 +40,7 @@ fn pod_addresses(subnet: &Ipv4Net) -> u64 {
 }
 
 impl WorkspaceLimitArgs {
-    pub fn quota_config(&self, subnet: &Ipv4Net, data_dir: &Path) -> Result<QuotaConfig> {
+    pub fn quota_config(&self, subnet: &Ipv4Net) -> Result<QuotaConfig> {
         let pool = pod_addresses(subnet);
         let text = |v: &Option<String>| v.as_ref().map(|s| Quantity::Text(s.clone()));
         let parsed = SetLimitsRequest {
@@ -55,7 +56,7 @@ impl WorkspaceLimitArgs {
             max_pods: Some((pool / 2).max(1)),
             max_cpu_millis: Some(cores * 4000),
             max_memory_mib: host_memory_mib().map(|m| m / 2),
-            max_disk_mib: filesystem_mib(data_dir).map(|m| m / 2),
+            max_disk_mib: None,
         };
         let reserved = self
             .admin_reserved_addresses
@@ -80,13 +81,6 @@ fn host_memory_mib() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)
-}
-
-/// Size of the filesystem holding `dir`, in MiB.
-fn filesystem_mib(dir: &Path) -> Option<u64> {
-    let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    let bytes = st.blocks() as u128 * st.fragment_size() as u128;
-    u64::try_from(bytes >> 20).ok()
 }
 
 #[cfg(test)]
