@@ -66,7 +66,9 @@ impl Harness {
             pids_limit: 128,
             log_path: base.join("logs/container.log"),
             log_limit: Default::default(),
-            cgroup_parent: "cove-it".into(),
+            // A parent per test: with one shared parent, a test that ended could rmdir it
+            // between another test's runc creating it and creating its own child in it.
+            cgroup_parent: format!("cove-it-{id}"),
             dns: vec!["10.0.0.53".into()],
             extra_mounts: Vec::new(),
             isolation: cove_runtime::Isolation::Runc,
@@ -114,8 +116,7 @@ impl Drop for Harness {
         for d in cove_runtime::leftover_dirs(&self.cfg.id) {
             let _ = std::fs::remove_dir(d);
         }
-        // The shared parent goes once the last test's container is gone
-        // (rmdir fails, harmlessly, while others still use it).
+        // The test's own parent goes with its container.
         cove_runtime::remove_cgroup_parent(&self.cfg.cgroup_parent);
         let _ = std::fs::remove_dir_all(&self.base);
     }
