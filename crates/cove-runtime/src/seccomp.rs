@@ -37,8 +37,8 @@
 mod allowed;
 
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
-    LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
 };
 
 use crate::{Isolation, RuntimeError};
@@ -189,15 +189,14 @@ fn allow_if(
     op: LinuxSeccompOperator,
     value: u64,
 ) -> Result<LinuxSyscall, RuntimeError> {
-    Ok(LinuxSyscallBuilder::default()
-        .names(vec![name.to_string()])
-        .action(LinuxSeccompAction::ScmpActAllow)
-        .args(vec![LinuxSeccompArgBuilder::default()
+    allow_when(
+        name,
+        LinuxSeccompArgBuilder::default()
             .index(index)
             .value(value)
             .op(op)
-            .build()?])
-        .build()?)
+            .build()?,
+    )
 }
 
 /// Allows `name` when its argument `index` masked with `mask` equals `value`.
@@ -207,15 +206,21 @@ fn allow_masked(
     mask: u64,
     value: u64,
 ) -> Result<LinuxSyscall, RuntimeError> {
+    let arg = LinuxSeccompArgBuilder::default()
+        .index(index)
+        .value(mask)
+        .value_two(value)
+        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+        .build()?;
+    allow_when(name, arg)
+}
+
+/// Allows `name` when its one argument rule holds.
+fn allow_when(name: &str, arg: LinuxSeccompArg) -> Result<LinuxSyscall, RuntimeError> {
     Ok(LinuxSyscallBuilder::default()
         .names(vec![name.to_string()])
         .action(LinuxSeccompAction::ScmpActAllow)
-        .args(vec![LinuxSeccompArgBuilder::default()
-            .index(index)
-            .value(mask)
-            .value_two(value)
-            .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
-            .build()?])
+        .args(vec![arg])
         .build()?)
 }
 
