@@ -17,7 +17,7 @@ import gateway, images, report
 class Env:
     """A registry with the test image and a cove daemon of the benchmark's own."""
 
-    def __init__(self, work):
+    def __init__(self, work, daemon_args=()):
         self.work = work
         self.layout = os.path.join(work, "image")
         subprocess.run(["bash", os.path.join(ROOT, "scripts", "build-test-image.sh"), self.layout], check=True)
@@ -43,7 +43,7 @@ class Env:
         self.daemon = subprocess.Popen(
             [COVE, "server", "--data-dir", self.data, "--api-listen", f"127.0.0.1:{self.api_port}",
              "--gateway-listen", f"127.0.0.1:{self.gw_port}", "--subnet", "10.213.0.0/16",
-             "--stop-grace-seconds", "2"],
+             "--stop-grace-seconds", "2", *daemon_args],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "daemon.log"), "w"))
         for _ in range(400):
             if get(self.api_port, path="/v1/health") == 200:
@@ -267,9 +267,13 @@ def main():
     ap.add_argument("--pods", type=int, default=200)
     ap.add_argument("--burst", type=int, default=50)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
+    ap.add_argument("--only-create", action="store_true",
+                    help="only benchmark 1 (create to first byte); print it, write nothing")
+    ap.add_argument("--daemon-arg", action="append", default=[],
+                    help="an extra `cove server` argument (repeatable), e.g. --daemon-arg=--default-disk=off")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cove-bench-")
-    env = Env(work)
+    env = Env(work, a.daemon_arg)
     res = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}, "runs": a.runs}
     try:
         bench_cove(env, 2)  # warm caches (page cache, binaries) for every contender alike
@@ -284,6 +288,11 @@ def main():
         res["cove_run"] = summary(cove)
         res["cove_api"] = summary(api)
         res["bare_runc"] = summary(floor)
+        if a.only_create:
+            for k in ("cove_api", "cove_run", "bare_runc"):
+                print(k, json.dumps(res[k]))
+            print("cove_api / bare_runc p50:", round(res["cove_api"]["p50_ms"] / res["bare_runc"]["p50_ms"], 2))
+            return
         res["deployment_wake"] = summary(bench_wake(env, a.runs))
         pt, perr = bench_podman(env, a.runs)
         res["podman"] = summary(pt) if pt else {"error": str(perr)}
@@ -293,7 +302,10 @@ def main():
         res["images"] = {"pull": images.bench_pull(env), "cached_build": images.bench_cached_build(env)}
     finally:
         env.close()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("COVE_BENCH_KEEP"):
+            print(f"kept {work} (daemon.log: the daemon's log)")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     c, cli, f = res["cove_api"]["p50_ms"], res["cove_run"]["p50_ms"], res["bare_runc"]["p50_ms"]
     res["ratios"] = {"cove_api_vs_bare_runc_p50": round(c / f, 2),
                      "cove_run_vs_bare_runc_p50": round(cli / f, 2),

@@ -64,6 +64,11 @@ pub(crate) fn mount(
 
 /// Makes `img` a sparse `mib`-sized ext4 filesystem with [`inodes`] inodes; `background`:
 /// at the lowest CPU and I/O priority (the pool's refills, not a create waiting for it).
+///
+/// Without a journal (see the module doc) and without the resize inode: it reserves group
+/// descriptor blocks for growing the filesystem online, which a pod's disk never does, and
+/// writing them was most of mkfs's work: measured on a 10 GiB image, 4.3 MiB written in
+/// 28 ms with it, 228 KiB in 13 ms without.
 pub(crate) fn format(img: &Path, mib: u64, background: bool) -> Result<(), ImageError> {
     let file = std::fs::File::create(img).map_err(|e| ImageError::io("create", img, e))?;
     // Sparse: the pod's writes are the only host space it takes.
@@ -78,7 +83,7 @@ pub(crate) fn format(img: &Path, mib: u64, background: bool) -> Result<(), Image
         Command::new("mkfs.ext4")
     };
     run(
-        cmd.args(["-q", "-F", "-m", "0", "-O", "^has_journal"])
+        cmd.args(["-q", "-F", "-m", "0", "-O", "^has_journal,^resize_inode"])
             .args(["-N", &inodes(mib).to_string()])
             .args(["-E", "lazy_itable_init=1,nodiscard,root_owner=0:0"])
             .arg(img),
