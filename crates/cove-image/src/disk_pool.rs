@@ -1,23 +1,30 @@
-//! A pool of pod disks formatted ahead of time, so that a create with the daemon's default
-//! disk size does not wait for mkfs.ext4.
+//! A pool of pod disks formatted and mounted ahead of time, so that a create with the
+//! daemon's default disk size waits neither for mkfs.ext4 nor for the mount.
 //!
 //! `<data_dir>/disk-pool/<n>.img` are sparse ext4 images of one size (the daemon's
-//! `--default-disk`), not mounted: they hold no loop device and no mount, only a few MiB of
-//! metadata each. A create takes one by renaming it into its container dir (same
-//! filesystem); a background thread makes a new one after every take, up to the pool's
-//! size. The pool is emptied when the daemon starts (a `kill -9` may have left a
-//! half-written image) and when it shuts down. It stops refilling while the data dir's
-//! filesystem has less than [`MIN_FREE`] available: there, creates format their own disk.
+//! `--default-disk`), each mounted on `<data_dir>/disk-pool/<n>/` (its own loop device,
+//! `upper/` and `work/` made): a few hundred KiB of metadata each. A create takes one by
+//! renaming the image into its container dir (same filesystem; the loop device follows
+//! the file) and moving the mount there: a bind mount on `<container>/disk`, then a
+//! detaching unmount of the pool's mount point. A background thread makes a new one after
+//! every take, up to the pool's size. The pool is emptied, mounts first, when the daemon
+//! starts (a `kill -9` may have left a half-made disk) and when it shuts down. It stops
+//! refilling while the data dir's filesystem has less than [`MIN_FREE`] available: there,
+//! creates format their own disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::mount::{umount2, MntFlags, MsFlags};
 
 use crate::ImageError;
 
 /// Below this much free space on the data dir's filesystem the pool is not refilled.
 const MIN_FREE: u64 = 1 << 30;
+/// How long after a take a refill waits while the pool is at least half full.
+const DEFER: Duration = Duration::from_millis(100);
 /// How often a pool that could not refill (no room, mkfs failing) tries again.
 const RETRY: Duration = Duration::from_secs(10);
 
@@ -33,7 +40,9 @@ pub(crate) struct DiskPool {
 
 #[derive(Default)]
 struct State {
-    ready: Vec<PathBuf>,
+    ready: Vec<Ready>,
+    /// When a create last took a disk.
+    last_take: Option<Instant>,
     stopping: bool,
     next: u64,
 }
@@ -69,24 +78,46 @@ impl DiskPool {
         lock(&self.state)
     }
 
-    /// Moves a ready image of `mib` MiB to `dest`; false if the pool holds none.
-    pub(crate) fn take(&self, mib: u64, dest: &Path) -> bool {
+    /// Moves a ready disk of `mib` MiB to the container: its image to `img`, its mount to
+    /// the (existing, empty) directory `mount`. False if the pool holds none or the move
+    /// failed (then nothing of that disk is left, and the caller makes its own).
+    pub(crate) fn take(&self, mib: u64, img: &Path, mount: &Path) -> bool {
         if mib != self.mib {
             return false;
         }
-        let img = {
+        let disk = {
             let mut st = self.state();
-            let Some(img) = st.ready.pop() else {
+            let Some(disk) = st.ready.pop() else {
                 return false;
             };
-            img
+            st.last_take = Some(Instant::now());
+            disk
         };
         self.wake.notify_all();
-        match std::fs::rename(&img, dest) {
+        let moved = std::fs::rename(&disk.img, img)
+            .map_err(|e| format!("rename: {e}"))
+            .and_then(|()| {
+                // Mount: the pooled disk at the container's disk dir (its flags come along).
+                nix::mount::mount(
+                    Some(disk.mount.as_path()),
+                    mount,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| format!("bind mount: {e}"))
+            });
+        // The pool's own mount point goes either way; the bind (if made) keeps the disk.
+        if let Err(e) = umount2(&disk.mount, MntFlags::MNT_DETACH) {
+            tracing::warn!(disk = %disk.mount.display(), error = %e, "cannot unmount a pooled disk");
+        }
+        let _ = std::fs::remove_dir(&disk.mount);
+        match moved {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(image = %img.display(), error = %e, "cannot take a pooled disk");
-                let _ = std::fs::remove_file(&img);
+                tracing::warn!(disk = %disk.img.display(), error = %e, "cannot take a pooled disk");
+                let _ = std::fs::remove_file(&disk.img);
+                let _ = std::fs::remove_file(img);
                 false
             }
         }
@@ -102,12 +133,24 @@ impl DiskPool {
         loop {
             let n = {
                 let mut st = self.state();
-                // Refills start at once after a take: the mkfs runs at the lowest CPU and
-                // I/O priority, so it takes only time the creates in flight leave idle
-                // (waiting for a quiet moment instead left a steady stream of creates, one
-                // every ~100 ms, with an empty pool: each formatted its own disk).
                 while !st.stopping && st.ready.len() >= self.size {
                     st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                // While at least half the pool is ready, a refill waits until DEFER has
+                // passed since the last take: the create that took it is then past its
+                // runc start, which a refill (mkfs and mount, ~10 ms of CPU and I/O) slowed
+                // by a quarter when it ran beside it. Below half (a burst, or a steady
+                // stream of creates), refills start at once.
+                loop {
+                    let since = st.last_take.map_or(DEFER, |t| t.elapsed());
+                    if st.stopping || since >= DEFER || st.ready.len() * 2 < self.size {
+                        break;
+                    }
+                    st = self
+                        .wake
+                        .wait_timeout(st, DEFER - since)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
                 }
                 if st.stopping {
                     return;
@@ -135,8 +178,8 @@ impl DiskPool {
         }
     }
 
-    /// Formats image `n` under a temporary name and renames it ready.
-    fn make(&self, n: u64) -> Result<PathBuf, String> {
+    /// Formats image `n` under a temporary name, renames it and mounts it on `<n>/`.
+    fn make(&self, n: u64) -> Result<Ready, String> {
         let stat = nix::sys::statvfs::statvfs(&self.dir).map_err(|e| e.to_string())?;
         let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
         if free < MIN_FREE {
@@ -151,7 +194,24 @@ impl DiskPool {
             let _ = std::fs::remove_file(&tmp);
             return Err(e.to_string());
         }
-        Ok(img)
+        let mount = self.dir.join(n.to_string());
+        let mounted = std::fs::create_dir(&mount)
+            .map_err(|e| ImageError::io("create", &mount, e))
+            .and_then(|()| crate::disk::mount_image(&img, &mount))
+            .and_then(|()| {
+                for d in ["upper", "work"] {
+                    let p = mount.join(d);
+                    std::fs::create_dir(&p).map_err(|e| ImageError::io("create", &p, e))?;
+                }
+                Ok(())
+            });
+        if let Err(e) = mounted {
+            let _ = umount2(&mount, MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(&mount);
+            let _ = std::fs::remove_file(&img);
+            return Err(e.to_string());
+        }
+        Ok(Ready { img, mount })
     }
 
     /// Stops the filler and removes every image. Idempotent.
@@ -168,12 +228,24 @@ impl DiskPool {
     }
 }
 
+/// A disk ready to take: its image and where it is mounted.
+struct Ready {
+    img: PathBuf,
+    mount: PathBuf,
+}
+
 /// Never held across anything that can panic mid-update; a poisoned lock is consistent.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn clear(dir: &Path) -> Result<(), ImageError> {
+/// Unmounts every disk mounted under `dir` (freeing their loop devices), then removes it.
+pub(crate) fn clear(dir: &Path) -> Result<(), ImageError> {
+    for m in crate::overlay::mounts_under(dir)? {
+        if let Err(e) = umount2(&m, MntFlags::MNT_DETACH) {
+            return Err(ImageError::nix("unmount", &m, e));
+        }
+    }
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ImageError::io("remove", dir, e)),
         _ => Ok(()),

@@ -175,6 +175,18 @@ pub(crate) fn is_mounted(path: &Path) -> Result<bool, ImageError> {
     Ok(mounts()?.iter().any(|(t, _, _)| *t == want))
 }
 
+/// The mount points strictly under `dir`, deepest first.
+pub(crate) fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
+    let mut v: Vec<PathBuf> = mounts()?
+        .into_iter()
+        .map(|(t, _, _)| PathBuf::from(t))
+        .filter(|t| t.starts_with(dir) && t != dir)
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    v.dedup();
+    Ok(v)
+}
+
 /// Every directory used as an overlay lowerdir by any mount on the machine.
 pub(crate) fn mounted_lowerdirs() -> Result<HashSet<PathBuf>, ImageError> {
     let mut set = HashSet::new();

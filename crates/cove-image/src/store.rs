@@ -89,12 +89,9 @@ impl ImageStore {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| ImageError::io("clean", &tmp, e))?;
         }
-        // Disks formatted for an earlier daemon's pool: never handed out, maybe half-made.
+        // Disks an earlier daemon's pool made (mounted, maybe half-made), never handed out.
         let pool_dir = data_dir.join("disk-pool");
-        if pool_dir.exists() {
-            std::fs::remove_dir_all(&pool_dir)
-                .map_err(|e| ImageError::io("clean", &pool_dir, e))?;
-        }
+        crate::disk_pool::clear(&pool_dir)?;
         for d in [&blob_dir, &layers_dir, &tmp, &empty] {
             mkdir(d)?;
         }

@@ -329,8 +329,17 @@ impl Daemon {
         now
     }
 
-    /// Mount points under the data dir.
+    /// Mount points under the data dir but outside its disk pool (pods' mounts).
     pub fn mounts(&self) -> Vec<String> {
+        let pool = self.pool_prefix();
+        self.all_mounts()
+            .into_iter()
+            .filter(|m| !m.starts_with(&pool))
+            .collect()
+    }
+
+    /// Every mount point under the data dir, the disk pool's included.
+    pub fn all_mounts(&self) -> Vec<String> {
         let dd = self.data_dir.to_string_lossy().into_owned();
         std::fs::read_to_string("/proc/mounts")
             .unwrap()
@@ -341,8 +350,23 @@ impl Daemon {
             .collect()
     }
 
-    /// Loop devices backed by a file under the data dir (pods' disks), as `/dev/loopN (file)`.
+    /// `<data dir>/disk-pool/`: where the daemon keeps disks mounted ahead of creates.
+    fn pool_prefix(&self) -> String {
+        format!("{}/", self.data_dir.join("disk-pool").display())
+    }
+
+    /// Loop devices backed by a pod's disk (a file under the data dir outside the disk
+    /// pool), as `/dev/loopN (file)`.
     pub fn loop_devices(&self) -> Vec<String> {
+        let pool = self.pool_prefix();
+        self.all_loop_devices()
+            .into_iter()
+            .filter(|l| !l.contains(&pool))
+            .collect()
+    }
+
+    /// Loop devices backed by a file under the data dir, the disk pool's included.
+    pub fn all_loop_devices(&self) -> Vec<String> {
         let dd = self.data_dir.to_string_lossy().into_owned();
         let Ok(rd) = std::fs::read_dir("/sys/block") else {
             return vec![];
@@ -529,14 +553,14 @@ impl Daemon {
                 st => problems.push(format!("cove server exited with {st:?} on SIGTERM")),
             }
         }
-        for m in self.mounts() {
+        for m in self.all_mounts() {
             problems.push(format!("mount left: {m}"));
         }
         for n in self.netns_files() {
             problems.push(format!("netns file left: {n}"));
         }
         problems.extend(self.runsc_leftovers());
-        for l in self.loop_devices() {
+        for l in self.all_loop_devices() {
             problems.push(format!("loop device left: {l}"));
         }
         let veths = self.veths.lock().unwrap().clone();
@@ -598,7 +622,7 @@ impl Daemon {
             // SAFETY: plain kill(2) of a runsc process started with this daemon's own root.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        let mut mounts = self.mounts();
+        let mut mounts = self.all_mounts();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
             let _ = sh(&format!("umount -l '{m}' 2>/dev/null"));
@@ -606,7 +630,7 @@ impl Daemon {
         for v in self.veths.lock().unwrap().iter() {
             let _ = sh(&format!("ip link del {v} 2>/dev/null"));
         }
-        for l in self.loop_devices() {
+        for l in self.all_loop_devices() {
             let dev = l.split(' ').next().unwrap_or_default();
             let _ = sh(&format!("losetup -d {dev} 2>/dev/null"));
         }

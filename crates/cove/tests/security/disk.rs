@@ -224,9 +224,13 @@ fn the_disk_pool_refills_after_takes_and_serves_concurrent_creates() {
         let p = pooled(&d);
         (p.len() == 2).then_some(p)
     });
-    // Pooled disks are formatted but hold no loop device and no mount.
+    // Pooled disks are formatted and mounted ahead (each on its own loop device), under the
+    // pool's dir only; no pod's mount exists yet.
     assert!(d.loop_devices().is_empty(), "{:?}", d.loop_devices());
     assert!(d.mounts().is_empty(), "{:?}", d.mounts());
+    wait_until("the pooled disks to be mounted", LONG, || {
+        (d.all_mounts().len() == 2 && d.all_loop_devices().len() == 2).then_some(())
+    });
 
     let first = d.run_httpd("-1");
     d.wait_serving(&first, 8000, "/");
@@ -271,6 +275,12 @@ fn the_disk_pool_refills_after_takes_and_serves_concurrent_creates() {
     assert!(
         !d.data_dir.join("disk-pool").exists(),
         "the pool outlived the daemon"
+    );
+    assert!(d.all_mounts().is_empty(), "{:?}", d.all_mounts());
+    assert!(
+        d.all_loop_devices().is_empty(),
+        "{:?}",
+        d.all_loop_devices()
     );
 }
 
