@@ -67,8 +67,8 @@ pub struct ServerArgs {
     /// (unlimited: the data dir's filesystem).
     #[arg(long, env = "COVE_DEFAULT_DISK", default_value = "10Gi", value_parser = parse_default_disk)]
     default_disk: DefaultDisk,
-    /// Disks of the --default-disk size kept formatted ahead in <data-dir>/disk-pool, so a
-    /// create skips mkfs (0: every create formats its own).
+    /// Disks of the --default-disk size kept formatted and mounted ahead in
+    /// <data-dir>/disk-pool, so a create skips mkfs and the mount (0: every create makes its own).
     #[arg(long, env = "COVE_DISK_POOL", default_value_t = 4)]
     disk_pool: usize,
     /// The isolation of pods that do not ask for one: runc, or gvisor (gVisor's runsc; needs
