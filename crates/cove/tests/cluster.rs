@@ -22,9 +22,20 @@ fn every_host_serves_from_its_namespace_and_down_leaves_nothing() {
     assert_eq!(c.nodes.len(), 3, "{:?}", c.nodes);
     assert_eq!(c.etcd_endpoints.len(), 3, "{:?}", c.etcd_endpoints);
     for n in &c.nodes {
-        assert!(n.runs_in_its_netns(), "{} (pid {}) is not in {}", n.name, n.pid, n.netns);
+        assert!(
+            n.runs_in_its_netns(),
+            "{} (pid {}) is not in {}",
+            n.name,
+            n.pid,
+            n.netns
+        );
         let own = std::fs::read_to_string(n.data_dir.join("token")).unwrap();
-        assert_eq!(own.trim(), c.nodes[0].token, "{} has another admin token", n.name);
+        assert_eq!(
+            own.trim(),
+            c.nodes[0].token,
+            "{} has another admin token",
+            n.name
+        );
         let api = n.api.trim_start_matches("http://");
         let r = http_get(api, api, "/v1/health").expect("API from the root namespace");
         assert_eq!((r.status, r.body.trim()), (200, "ok"), "{}", n.name);
@@ -34,18 +45,30 @@ fn every_host_serves_from_its_namespace_and_down_leaves_nothing() {
     let health = ok(&c.etcdctl(&["endpoint", "health"]));
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
     let members = ok(&c.etcdctl(&["member", "list"]));
-    assert_eq!(members.lines().filter(|l| l.contains("started")).count(), 3, "{members}");
+    assert_eq!(
+        members.lines().filter(|l| l.contains("started")).count(),
+        3,
+        "{members}"
+    );
     for e in &c.etcd_endpoints {
         let addr = e.trim_start_matches("http://");
         let r = http_get(addr, addr, "/health").expect("etcd /health");
-        assert!(r.status == 200 && r.body.contains(r#""health":"true""#), "{e}: {r:?}");
+        assert!(
+            r.status == 200 && r.body.contains(r#""health":"true""#),
+            "{e}: {r:?}"
+        );
     }
     for (i, n) in c.nodes.iter().enumerate() {
         let next = &c.nodes[(i + 1) % c.nodes.len()];
         let etcd = &c.etcd_endpoints[i % 3];
         for url in [format!("{}/v1/health", next.api), format!("{etcd}/health")] {
             let o = in_netns(&n.netns, &["curl", "-fsS", "--max-time", "5", &url]);
-            assert!(o.status.success(), "{} cannot reach {url}: {}", n.name, stderr(&o));
+            assert!(
+                o.status.success(),
+                "{} cannot reach {url}: {}",
+                n.name,
+                stderr(&o)
+            );
         }
     }
 
@@ -54,7 +77,14 @@ fn every_host_serves_from_its_namespace_and_down_leaves_nothing() {
     let image = import_test_image(&c);
     let target = EgressTarget::start(&format!("{}.1", c.net));
     for n in &c.nodes {
-        let pod = n.run_pod(&["--image", &image, "--ports", "8000", "--keep-warm-seconds", "-1"]);
+        let pod = n.run_pod(&[
+            "--image",
+            &image,
+            "--ports",
+            "8000",
+            "--keep-warm-seconds",
+            "-1",
+        ]);
         c.note_id(&pod.id);
         let r = wait_until(
             &format!("{}'s pod served through its gateway", n.name),
@@ -63,10 +93,28 @@ fn every_host_serves_from_its_namespace_and_down_leaves_nothing() {
         );
         assert!(r.body.contains("Hello from a Cove pod"), "{r:?}");
         let pod_addr = pod.address.clone().expect("pod address");
-        assert!(!pod_addr.starts_with(&format!("{}.", c.net)), "{pod_addr} is on the bridge");
-        let out = ok(&n.cli(&["container", "exec", &pod.id, "--", "wget", "-q", "-O", "-", &target.url]));
+        assert!(
+            !pod_addr.starts_with(&format!("{}.", c.net)),
+            "{pod_addr} is on the bridge"
+        );
+        let out = ok(&n.cli(&[
+            "container",
+            "exec",
+            &pod.id,
+            "--",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &target.url,
+        ]));
         assert!(out.contains(&target.body), "{}: {out}", n.name);
-        assert_eq!(target.last_peer().as_deref(), Some(n.address.as_str()), "{}: not NATed", n.name);
+        assert_eq!(
+            target.last_peer().as_deref(),
+            Some(n.address.as_str()),
+            "{}: not NATed",
+            n.name
+        );
     }
 
     // A second `up` on the same state dir is refused and leaves the running cluster alone.
@@ -74,7 +122,10 @@ fn every_host_serves_from_its_namespace_and_down_leaves_nothing() {
     one_line_error(&again, "already up");
     let status = ok(&c.script(&["status"]));
     for n in &c.nodes {
-        assert!(status.contains(&format!("node {} api={}", n.name, n.api)), "{status}");
+        assert!(
+            status.contains(&format!("node {} api={}", n.name, n.api)),
+            "{status}"
+        );
         assert!(status.contains(&format!("pid={}", n.pid)), "{status}");
         assert!(n.runs_in_its_netns(), "{} after the refused up", n.name);
     }
@@ -90,27 +141,60 @@ fn every_host_serves_from_its_namespace_and_down_leaves_nothing() {
 #[test]
 fn bad_settings_are_one_line_errors_and_make_nothing() {
     let c = Cluster::new(3);
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    // (arguments, environment, what the one error line must say)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (&["up", "0"], &[], "host count must be 1-26"),
         (&["up", "27"], &[], "host count must be 1-26"),
         (&["up", "three"], &[], "host count must be 1-26"),
-        (&["up"], &[("COVE_CLUSTER_PREFIX", "Bad-Prefix")], "COVE_CLUSTER_PREFIX"),
-        (&["up"], &[("COVE_CLUSTER_NET", "10.300.0")], "COVE_CLUSTER_NET"),
-        (&["up"], &[("COVE_CLUSTER_POD_NETS", "10.1.1 10.1.2")], "names 2 /24s for 3 hosts"),
-        (&["up"], &[("COVE_CLUSTER_POD_NETS", "10.1.1 10.1.2 10.1.1")], "repeats a /24"),
-        (&["up"], &[("COVE_CLUSTER_ETCD_PORT", "70000")], "COVE_CLUSTER_ETCD_PORT"),
-        (&["up"], &[("COVE_CLUSTER_API_PORT", "8080")], "are both 8080"),
+        (
+            &["up"],
+            &[("COVE_CLUSTER_PREFIX", "Bad-Prefix")],
+            "COVE_CLUSTER_PREFIX",
+        ),
+        (
+            &["up"],
+            &[("COVE_CLUSTER_NET", "10.300.0")],
+            "COVE_CLUSTER_NET",
+        ),
+        (
+            &["up"],
+            &[("COVE_CLUSTER_POD_NETS", "10.1.1 10.1.2")],
+            "names 2 /24s for 3 hosts",
+        ),
+        (
+            &["up"],
+            &[("COVE_CLUSTER_POD_NETS", "10.1.1 10.1.2 10.1.1")],
+            "repeats a /24",
+        ),
+        (
+            &["up"],
+            &[("COVE_CLUSTER_ETCD_PORT", "70000")],
+            "COVE_CLUSTER_ETCD_PORT",
+        ),
+        (
+            &["up"],
+            &[("COVE_CLUSTER_API_PORT", "8080")],
+            "are both 8080",
+        ),
         (&["up"], &[("COVE_BIN", "/nonexistent/cove")], "COVE_BIN"),
         (&["restart"], &[], "usage"),
         (&["status"], &[], "no cluster"),
     ];
     for (args, env, needle) in cases {
-        let o = c.script_command(args).envs(env.iter().copied()).output().unwrap();
+        let o = c
+            .script_command(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         one_line_error(&o, needle);
         assert!(!c.dir.exists(), "{args:?} {env:?} made {}", c.dir.display());
     }
     let o = c.script(&["down"]);
-    assert!(o.status.success() && stdout(&o).contains("no cluster"), "{o:?}");
+    assert!(
+        o.status.success() && stdout(&o).contains("no cluster"),
+        "{o:?}"
+    );
     let left = c.leftovers();
     assert!(left.is_empty(), "{left:#?}");
 }
@@ -121,7 +205,10 @@ fn a_failed_up_removes_everything_it_made() {
     // The bridge, namespaces, veths and etcd are made before the daemons fail to start.
     c.server_args.push("--no-such-flag".into());
     let o = c.script(&["up", "2"]);
-    assert!(!o.status.success(), "up with a bad daemon flag succeeded: {o:?}");
+    assert!(
+        !o.status.success(),
+        "up with a bad daemon flag succeeded: {o:?}"
+    );
     let err = stderr(&o);
     assert!(err.contains("cove server on host-a exited"), "{err}");
     assert!(err.contains("up failed; removing what it made"), "{err}");
@@ -137,7 +224,11 @@ fn one_line_error(o: &Output, needle: &str) {
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!o.status.success(), "should have failed: {o:?}");
     assert_eq!(lines.len(), 1, "want one error line: {err}");
-    assert!(lines[0].contains(needle), "want {needle:?} in: {}", lines[0]);
+    assert!(
+        lines[0].contains(needle),
+        "want {needle:?} in: {}",
+        lines[0]
+    );
 }
 
 fn in_netns(ns: &str, cmd: &[&str]) -> Output {
@@ -160,7 +251,13 @@ fn import_test_image(c: &Cluster) -> String {
         .output()
         .unwrap());
     for n in &c.nodes {
-        let out = ok(&n.cli(&["image", "import", single.to_str().unwrap(), "--reference", reference]));
+        let out = ok(&n.cli(&[
+            "image",
+            "import",
+            single.to_str().unwrap(),
+            "--reference",
+            reference,
+        ]));
         assert!(out.contains(reference), "{}: {out}", n.name);
     }
     reference.to_string()
@@ -204,7 +301,13 @@ impl EgressTarget {
                 }
             }
         });
-        EgressTarget { url: format!("http://{addr}/"), body, peers, stop, addr }
+        EgressTarget {
+            url: format!("http://{addr}/"),
+            body,
+            peers,
+            stop,
+            addr,
+        }
     }
 
     fn last_peer(&self) -> Option<String> {

@@ -54,7 +54,11 @@ impl Cluster {
     pub fn up(hosts: usize) -> Cluster {
         let mut c = Cluster::new(hosts);
         let o = c.script(&["up", &hosts.to_string()]);
-        assert!(o.status.success(), "cluster-demo.sh up failed: {}", out_str(&o));
+        assert!(
+            o.status.success(),
+            "cluster-demo.sh up failed: {}",
+            out_str(&o)
+        );
         c.is_up = true;
         c.parse(&stdout(&o));
         c
@@ -212,7 +216,10 @@ impl Cluster {
         }
         for (pid, cmd) in processes() {
             if cmd.contains(&dir) {
-                left.push(format!("process {pid}: {}", cmd.chars().take(120).collect::<String>()));
+                left.push(format!(
+                    "process {pid}: {}",
+                    cmd.chars().take(120).collect::<String>()
+                ));
             }
         }
         let route = format!("{}.0/24 ", self.net);
