@@ -150,10 +150,21 @@ ensure_binary() {
   mv -f "$COVE.new" "$COVE"
 }
 
+# Before anything is made (a failed `up` removes what carries the cluster's names): none of the
+# cluster's names or networks may be taken already.
+preflight() {
+  local i ns
+  ! ip link show "$(bridge)" >/dev/null 2>&1 || die "a link named $(bridge) already exists"
+  if ip -4 route show | grep -q "^$NET\.0/24 "; then die "$NET.0/24 is already routed on this host"; fi
+  for ((i = 1; i <= N; i++)); do
+    ns=$(host_ns "$i")
+    ! ip netns list | grep -q "^$ns\( \|$\)" || die "a network namespace named $ns already exists"
+    ! ip link show "$ns" >/dev/null 2>&1 || die "a link named $ns already exists"
+  done
+}
+
 make_bridge() {
   local br; br=$(bridge)
-  ! ip link show "$br" >/dev/null 2>&1 || die "a link named $br already exists"
-  if ip -4 route show | grep -q "^$NET\.0/24 "; then die "$NET.0/24 is already routed on this host"; fi
   ip link add "$br" type bridge
   ip addr add "$NET.1/24" dev "$br"
   ip link set "$br" up
@@ -162,7 +173,6 @@ make_bridge() {
 make_host() {
   local i=$1 ns veth addr
   ns=$(host_ns "$i"); veth=$ns; addr=$(host_addr "$i")
-  ! ip netns list | grep -q "^$ns\( \|$\)" || die "a network namespace named $ns already exists"
   ip netns add "$ns"
   ip link add "$veth" type veth peer name "$PREFIX-p$i" netns "$ns"
   ip link set "$veth" master "$(bridge)" up
@@ -186,8 +196,8 @@ start_etcd() {
       >"$dir/etcd.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
   done
-  local i
-  for ((i = 0; i < 300; i++)); do
+  local end=$((SECONDS + 60))
+  while ((SECONDS < end)); do
     etcdctl --endpoints "$(etcd_endpoints)" --dial-timeout 1s --command-timeout 2s endpoint health \
       >/dev/null 2>&1 && return 0
     for k in 1 2 3; do
@@ -217,9 +227,9 @@ start_host() {
 }
 
 wait_host() {
-  local i=$1 name addr dir t
+  local i=$1 name addr dir end=$((SECONDS + 60))
   name=$(node_name "$i"); addr=$(host_addr "$i"); dir=$DIR/hosts/$name
-  for ((t = 0; t < 600; t++)); do
+  while ((SECONDS < end)); do
     curl -fsS -o /dev/null --max-time 1 "http://$addr:$API_PORT/v1/health" 2>/dev/null && return 0
     kill -0 "$(cat "$dir/pid")" 2>/dev/null || { tail -n 20 "$dir/daemon.log" >&2; die "cove server on $name exited"; }
     sleep 0.1
@@ -244,6 +254,7 @@ up() {
   [[ ! -e $DIR/$STATE_FILE ]] || die "a cluster is already up in $DIR: run $0 down first"
   need_tools
   ensure_binary
+  preflight
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd)
   save_settings
