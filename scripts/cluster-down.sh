@@ -29,7 +29,7 @@ host_cli() {
 
 live_ids() {
   host_cli "$1" container list --format json 2>/dev/null \
-    | python3 -c 'import json,sys; [print(c["id"]) for c in json.load(sys.stdin)]'
+    | python3 -c 'import json,sys; [print(c["id"]) for c in json.load(sys.stdin)]' 2>/dev/null
 }
 
 # Stops host $1's pods through its API, then the daemon.
