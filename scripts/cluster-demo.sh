@@ -90,10 +90,10 @@ check_port() {
 }
 
 # The state file records the settings, so `down` and `status` need no environment.
+# `declare -g`: sourced inside a function, a plain `declare` would make them local to it.
 save_settings() {
-  {
-    declare -p N PREFIX NET POD_NETS ETCD_PORT API_PORT GW_PORT SERVER_ARGS COVE
-  } >"$DIR/$STATE_FILE"
+  declare -p N PREFIX NET POD_NETS ETCD_PORT API_PORT GW_PORT SERVER_ARGS COVE \
+    | sed 's/^declare /declare -g /' >"$DIR/$STATE_FILE"
 }
 
 load_settings() {
@@ -126,7 +126,7 @@ fnv32() {
 # A live process whose command line contains $2.
 pid_alive_with() {
   local pid=$1 want=$2
-  [[ -n $pid && -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$want"
+  [[ -n $pid && -r /proc/$pid/cmdline ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$want"
 }
 
 # ------------------------------------------------------------------ up
@@ -250,8 +250,8 @@ print_lines() {
 
 up() {
   [[ $(id -u) -eq 0 ]] || die "must run as root (it makes namespaces, links and mounts)"
-  settings_from_env "$@"
   [[ ! -e $DIR/$STATE_FILE ]] || die "a cluster is already up in $DIR: run $0 down first"
+  settings_from_env "$@"
   need_tools
   ensure_binary
   preflight

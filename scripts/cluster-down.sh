@@ -77,7 +77,7 @@ procs_with() {
   local p
   for p in /proc/[0-9]*; do
     [[ ${p#/proc/} == "$$" ]] && continue
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$1" && echo "${p#/proc/}"
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$1" && echo "${p#/proc/}"
   done
 }
 
@@ -114,7 +114,7 @@ leftovers() {
     pid_alive_with "$pid" "$DIR/etcd/etcd$k" && echo "etcd member etcd$k still runs: pid $pid"
   done
   for pid in $(procs_with "$DIR/"); do
-    echo "process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-120)"
+    echo "process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-120)"
   done
   for l in $(ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
     [[ $l == "$PREFIX"-* ]] && echo "link $l"

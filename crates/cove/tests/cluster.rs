@@ -42,8 +42,8 @@ fn every_host_serves_from_its_namespace_and_down_leaves_nothing() {
     }
 
     // etcd: three healthy members, reached from the root namespace and from every host.
-    let health = ok(&c.etcdctl(&["endpoint", "health"]));
-    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    let health = ok(&c.etcdctl(&["endpoint", "health", "--write-out", "json"]));
+    assert_eq!(health.matches(r#""health":true"#).count(), 3, "{health}");
     let members = ok(&c.etcdctl(&["member", "list"]));
     assert_eq!(
         members.lines().filter(|l| l.contains("started")).count(),
