@@ -1,8 +1,8 @@
 //! Many hosts on one machine through `scripts/cluster-demo.sh` (the harness in
 //! `common/cluster.rs`): every host's daemon in its own network namespace serves its pods from
 //! the root namespace, its pods' egress is NATed through the host's veth, the hosts reach each
-//! other and etcd, the etcd cluster is healthy, and `down` leaves nothing. Bad settings and a
-//! failed `up` leave nothing either. As root:
+//! other and etcd, the etcd cluster is healthy, and `down` leaves nothing, also of a host whose
+//! daemon was killed. Bad settings and a failed `up` leave nothing either. As root:
 //! `cargo test -p cove --test cluster -- --test-threads 2`.
 
 mod common;
@@ -132,6 +132,15 @@ fn every_host_serves_from_its_namespace_and_down_leaves_nothing() {
 
     // Before `down`: once the bridge is gone, its address would be routed off this machine.
     drop(target);
+    // A host whose daemon died (its pod still runs, under its shim) is cleaned up by force.
+    let b = &c.nodes[1];
+    // SAFETY: plain kill(2) of the daemon this cluster started.
+    assert_eq!(unsafe { libc::kill(b.pid as i32, libc::SIGKILL) }, 0);
+    wait_until("host-b's daemon gone", Duration::from_secs(10), || {
+        (!std::path::Path::new(&format!("/proc/{}/cmdline", b.pid)).exists()
+            || std::fs::read(format!("/proc/{}/cmdline", b.pid)).is_ok_and(|c| c.is_empty()))
+        .then_some(())
+    });
     let out = c.down();
     assert!(out.contains("nothing left"), "{out}");
     let left = c.leftovers();

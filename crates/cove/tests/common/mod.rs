@@ -21,6 +21,7 @@ mod images;
 mod registry;
 mod subnet;
 
+#[allow(unused_imports)] // only the cluster tests use it
 pub use cluster::*;
 pub use daemon::*;
 pub use http::*;
