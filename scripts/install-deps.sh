@@ -8,6 +8,9 @@ PACKAGES=(
   iproute2 nftables iptables kmod procps util-linux
   curl ca-certificates build-essential pkg-config python3 python3-venv git
   e2fsprogs tar sqlite3
+  # the cluster's state store: scripts/cluster-demo.sh runs a 3-member etcd cluster (etcd, etcdctl)
+  etcd-server
+  etcd-client
   # only the tests use these: the Python test image, the registry-auth test's htpasswd file
   debootstrap apache2-utils
 )

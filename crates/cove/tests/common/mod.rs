@@ -9,15 +9,20 @@
 //!   Its `Drop` stops every container, SIGTERMs the daemon and checks that nothing is left:
 //!   no mount under the data dir, no netns file, no veth the daemon made, no bridge, no firewall
 //!   table, no cgroup; then it removes the data dir.
+//! - [`Cluster`]: several hosts in network namespaces plus a 3-member etcd, through
+//!   `scripts/cluster-demo.sh` (see `cluster.rs`).
 //! - [`wait_until`] polls; tests never sleep where a poll works and never assert on timing.
 #![allow(dead_code)]
 
+mod cluster;
 mod daemon;
 mod http;
 mod images;
 mod registry;
 mod subnet;
 
+#[allow(unused_imports)] // only the cluster tests use it
+pub use cluster::*;
 pub use daemon::*;
 pub use http::*;
 #[allow(unused_imports)] // only the tests that build images use it
