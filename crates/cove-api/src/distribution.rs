@@ -11,8 +11,8 @@
 //! `{"errors": [{"code", "message"}]}`, one line each.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -158,17 +158,20 @@ fn split(path: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// `GET|HEAD /v2/<name>/manifests/<reference>` and `/v2/<name>/blobs/<digest>`.
-#[instrument(skip_all, fields(path = %path.chars().take(300).collect::<String>()))]
+/// The path is taken as sent, not percent-decoded: names, tags and digests never need
+/// escapes, so a `%` anywhere (`..%2F..`) is refused as it is instead of turning into `/`.
+#[instrument(skip_all, fields(path = %uri.path().chars().take(300).collect::<String>()))]
 async fn read(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
-    Path(path): Path<String>,
+    uri: Uri,
 ) -> Response {
     if let Some(r) = refusal(&state, &headers) {
         return r;
     }
-    let Some((name, kind, reference)) = split(&path) else {
+    let path = uri.path().strip_prefix("/v2/").unwrap_or_default();
+    let Some((name, kind, reference)) = split(path) else {
         return error(
             StatusCode::NOT_FOUND,
             "NAME_UNKNOWN",

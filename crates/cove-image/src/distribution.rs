@@ -115,16 +115,28 @@ pub fn check_name(name: &str) -> Result<(), DistributionError> {
         .ok_or_else(|| DistributionError::NameInvalid(shorten(name)))
 }
 
-/// Checks a digest: `sha256:<64 lowercase hex>`; another algorithm is unsupported.
+/// Checks a digest: `sha256:<64 lowercase hex>`; a well-formed digest of another
+/// algorithm (`sha512:…`) is unsupported, anything else invalid.
 pub fn check_digest(digest: &str) -> Result<(), DistributionError> {
     if digest_hex(digest).is_ok() {
         return Ok(());
     }
-    match digest.split_once(':') {
-        Some((alg, _)) if alg != "sha256" && !alg.is_empty() && alg.len() <= 32 => {
-            Err(DistributionError::Unsupported(shorten(digest)))
-        }
-        _ => Err(DistributionError::DigestInvalid(shorten(digest))),
+    // The spec's grammar: algorithm `[a-z0-9]+([+._-][a-z0-9]+)*`, encoded `[a-zA-Z0-9=_-]+`.
+    let well_formed = digest.split_once(':').is_some_and(|(alg, enc)| {
+        !alg.is_empty()
+            && alg.len() <= 32
+            && alg
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+            && !enc.is_empty()
+            && enc
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
+    });
+    if well_formed && !digest.starts_with("sha256:") {
+        Err(DistributionError::Unsupported(shorten(digest)))
+    } else {
+        Err(DistributionError::DigestInvalid(shorten(digest)))
     }
 }
 

@@ -215,8 +215,8 @@ fn skopeo_reads_a_pulled_image_and_the_endpoint_refuses_what_it_should() {
         ),
         (
             format!("/v2/{name}/blobs/sha256:../../../../etc/passwd"),
-            400,
-            "DIGEST_INVALID",
+            404,
+            "NAME_UNKNOWN",
         ),
         (
             format!("/v2/{name}/blobs/SHA256:{}", "A".repeat(64)),
