@@ -200,7 +200,10 @@ impl ImageStore {
                         .is_ok_and(|r| r.tag.as_deref() == Some(reference))
                 }
             })
-            .ok_or_else(|| DistributionError::ManifestUnknown(format!("{name}:{reference}")))?;
+            .ok_or_else(|| {
+                let sep = if by_digest { '@' } else { ':' };
+                DistributionError::ManifestUnknown(format!("{name}{sep}{reference}"))
+            })?;
         let bytes = row.manifest_json.as_bytes().to_vec();
         // The row holds the bytes the digest was taken of; say so loudly if not.
         let actual = finish(Sha256::new_with_prefix(&bytes));

@@ -388,10 +388,16 @@ fn a_second_daemon_fetches_an_image_from_the_first_and_serves_a_pod_from_it() {
             .await
             .is_err());
         assert!(images.get(reference).unwrap().is_none());
+        let started = std::time::Instant::now();
         let img = images
             .fetch_from_peer(&peer, reference, &info.digest, &progress)
             .await
             .unwrap();
+        eprintln!(
+            "fetched {reference} ({} bytes of layers) from the peer in {:?}",
+            img.size,
+            started.elapsed()
+        );
         // A second fetch finds it here and asks nobody.
         let dead = Peer {
             url: format!("http://127.0.0.1:{}", free_port()),
