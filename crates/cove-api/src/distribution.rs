@@ -1,5 +1,6 @@
 //! The internal OCI distribution endpoint, read half: `GET /v2/`,
-//! `GET|HEAD /v2/<name>/manifests/<tag or digest>`, `GET|HEAD /v2/<name>/blobs/<digest>`.
+//! `GET|HEAD /v2/<name>/manifests/<tag or digest>`, `GET|HEAD /v2/<name>/blobs/<digest>`,
+//! `GET /v2/<name>/tags/list` (skopeo inspect lists the tags).
 //! Another host fetches an image it lacks from here, by digest; any registry client
 //! (skopeo, oci-client) can read it too. Names and what is served: [`cove_image::distribution`].
 //!
@@ -150,11 +151,12 @@ async fn read_only() -> Response {
     )
 }
 
-/// `<name>/manifests/<reference>` or `<name>/blobs/<digest>`.
+/// `<name>/manifests/<reference>`, `<name>/blobs/<digest>` or `<name>/tags/list`.
 fn split(path: &str) -> Option<(&str, &str, &str)> {
     let (head, reference) = path.rsplit_once('/')?;
     let (name, kind) = head.rsplit_once('/')?;
-    matches!(kind, "manifests" | "blobs").then_some((name, kind, reference))
+    let known = matches!(kind, "manifests" | "blobs") || (kind, reference) == ("tags", "list");
+    known.then_some((name, kind, reference))
 }
 
 /// `GET|HEAD /v2/<name>/manifests/<reference>` and `/v2/<name>/blobs/<digest>`.
@@ -180,6 +182,16 @@ async fn read(
     };
     let head = method == Method::HEAD;
     let store = state.lifecycle.image_store();
+    if kind == "tags" {
+        return match store.served_tags(name) {
+            Ok(tags) => (
+                [API_VERSION],
+                axum::Json(serde_json::json!({"name": name, "tags": tags})),
+            )
+                .into_response(),
+            Err(e) => from_distribution(e),
+        };
+    }
     if kind == "manifests" {
         match store.served_manifest(name, reference) {
             Ok(m) => {
@@ -255,7 +267,8 @@ mod tests {
             split("127.0.0.1_5000/busybox/blobs/sha256:00"),
             Some(("127.0.0.1_5000/busybox", "blobs", "sha256:00"))
         );
-        assert_eq!(split("a/tags/list"), None);
+        assert_eq!(split("a/tags/list"), Some(("a", "tags", "list")));
+        assert_eq!(split("a/tags/other"), None);
         assert_eq!(split("manifests/x"), None);
         assert_eq!(split("a/blobs/uploads/"), None);
     }

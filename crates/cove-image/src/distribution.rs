@@ -177,6 +177,18 @@ impl ImageStore {
         Ok(rows)
     }
 
+    /// The tags of repository `name`, sorted.
+    pub fn served_tags(&self, name: &str) -> Result<Vec<String>, DistributionError> {
+        let mut tags: Vec<String> = self
+            .rows_named(name)?
+            .iter()
+            .filter_map(|row| reference::parse(&row.reference).ok()?.tag)
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+
     /// The manifest `reference` (a tag or a digest) of repository `name`.
     pub fn served_manifest(
         &self,

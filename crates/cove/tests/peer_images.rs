@@ -104,6 +104,7 @@ fn skopeo_reads_a_pulled_image_and_the_endpoint_refuses_what_it_should() {
         assert_eq!(v["Digest"], info.digest.as_str(), "{src}");
         assert_eq!(v["Digest"], at_registry["Digest"]);
         assert_eq!(v["Layers"], at_registry["Layers"]);
+        assert_eq!(v["RepoTags"], serde_json::json!(["latest"]));
     }
 
     // skopeo copy to an OCI layout, logging in with the token as a password (the token
@@ -261,7 +262,8 @@ fn skopeo_reads_a_pulled_image_and_the_endpoint_refuses_what_it_should() {
             404,
             "NAME_UNKNOWN",
         ),
-        (format!("/v2/{name}/tags/list"), 404, "NAME_UNKNOWN"),
+        (format!("/v2/{name}/tags/other"), 404, "NAME_UNKNOWN"),
+        ("/v2/no/such/repo/tags/list".into(), 404, "NAME_UNKNOWN"),
     ];
     for (path, status, code) in &cases {
         let (got, _, body) = curl(&d, "GET", path, Some(&token));
@@ -348,13 +350,15 @@ fn a_second_daemon_fetches_an_image_from_the_first_and_serves_a_pod_from_it() {
     let ws_token = ok(&a.cli(&["token", "create", "fetcher", "--workspace", "team-b"]))
         .trim()
         .to_string();
+    // As the daemon does at start: the registry client's TLS needs a crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let fetched = rt.block_on(async {
         let store = cove_store::Store::open(&b.data_dir.join("state.db")).unwrap();
-        let images = ImageStore::open(&b.data_dir, store).unwrap();
+        let images = ImageStore::open(&b.data_dir, store.clone()).unwrap();
         let progress = |m: String| eprintln!("fetch: {m}");
         // Refused: a wrong token, a workspace token, a digest A does not have, a peer
         // that is not one; nothing lands.
@@ -408,6 +412,9 @@ fn a_second_daemon_fetches_an_image_from_the_first_and_serves_a_pod_from_it() {
             .await
             .unwrap();
         assert_eq!(again, img);
+        // Which workspaces hold a name is not the image store's business: here the admin's
+        // workspace does, as after its own import (in a cluster it is cluster state).
+        store.add_image_ref("default", reference).unwrap();
         img
     });
     assert_eq!(fetched.digest, info.digest);
