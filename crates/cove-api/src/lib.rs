@@ -4,6 +4,7 @@
 //! the handlers and the `cove-types` wire types ([`openapi`]).
 
 mod auth;
+mod distribution;
 mod error;
 mod host_check;
 pub mod openapi;
@@ -59,6 +60,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(authed)
         .merge(routes::public_router())
+        // The internal OCI read endpoint checks its own token (registry clients expect
+        // its 401 challenge and error bodies).
+        .merge(distribution::router())
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -9,6 +9,9 @@
 //! * `overlay` — mounting/unmounting container root filesystems; `disk` — the
 //!   per-pod disk limit (upper dir on a sized loop-mounted ext4); `disk_pool` — disks of
 //!   the default size formatted ahead; `loop_device` — attaching a loop device in process.
+//! * [`distribution`] — the read half of the OCI distribution spec over the store (what
+//!   the daemon's internal `/v2/` endpoint serves); `peer` — fetching an image by digest
+//!   from another host's endpoint ([`ImageStore::fetch_from_peer`]).
 //! * `import` — OCI layouts, OCI archives and docker-archive tars.
 //! * `build`, `layer_from_dir` — images made by builds: a container's
 //!   overlay upper dir turned back into an OCI layer on top of its image.
@@ -27,6 +30,7 @@ mod build;
 mod config;
 mod disk;
 mod disk_pool;
+pub mod distribution;
 mod error;
 mod fsat;
 mod gc;
@@ -35,6 +39,7 @@ mod layer_from_dir;
 mod loop_device;
 mod manifest;
 mod overlay;
+mod peer;
 pub mod pull;
 pub mod reference;
 mod store;
@@ -46,6 +51,7 @@ pub use build::{build_step_keys, LayerCommit};
 pub use config::ImageConfig;
 pub use error::ImageError;
 pub use import::PreparedImport;
+pub use peer::Peer;
 pub use store::{Image, ImageStore, ImageStoreOptions};
 pub use sync_files::SyncFilesError;
 

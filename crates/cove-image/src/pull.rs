@@ -119,6 +119,15 @@ fn map_err(r: &ParsedRef, e: OciDistributionError) -> ImageError {
     }
 }
 
+/// Where a pull's bytes come from: a registry client, the reference to ask it for, the
+/// credentials, and the parsed reference errors are reported against.
+pub(crate) struct Source {
+    pub client: Client,
+    pub oref: Reference,
+    pub auth: RegistryAuth,
+    pub origin: ParsedRef,
+}
+
 async fn pull(
     inner: &Arc<Inner>,
     r: &ParsedRef,
@@ -127,28 +136,56 @@ async fn pull(
 ) -> Result<Image, ImageError> {
     let canonical = r.canonical();
     progress(format!("Pulling {canonical}"));
-    let client = client_for(inner, r);
     let oref = Reference::try_from(canonical.as_str())
         .map_err(|_| ImageError::InvalidReference(canonical.clone()))?;
-    let auth = match auth {
-        Some(a) => RegistryAuth::Basic(a.username.clone(), a.password.clone()),
-        None => RegistryAuth::Anonymous,
+    let source = Source {
+        client: client_for(inner, r),
+        oref,
+        auth: match auth {
+            Some(a) => RegistryAuth::Basic(a.username.clone(), a.password.clone()),
+            None => RegistryAuth::Anonymous,
+        },
+        origin: r.clone(),
     };
+    fetch(inner, &source, &canonical, None, progress).await
+}
+
+/// Fetches the manifest `source.oref` names (picking this host's platform from an index),
+/// its config and layers, verifying each against its digest, and installs the image as
+/// `canonical`. With `expected`, the manifest must be an image manifest with that digest.
+pub(crate) async fn fetch(
+    inner: &Arc<Inner>,
+    source: &Source,
+    canonical: &str,
+    expected: Option<&str>,
+    progress: Progress<'_>,
+) -> Result<Image, ImageError> {
+    let (client, oref, auth, r) = (&source.client, &source.oref, &source.auth, &source.origin);
     let (bytes, mut digest) = client
-        .pull_manifest_raw(&oref, &auth, manifest::ACCEPTED)
+        .pull_manifest_raw(oref, auth, manifest::ACCEPTED)
         .await
         .map_err(|e| map_err(r, e))?;
     let mut raw_manifest = bytes.to_vec();
     let mut m = Manifest::parse(&raw_manifest)?;
+    if let Some(want) = expected {
+        let actual = crate::blobs::finish(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+            &raw_manifest,
+        ));
+        if actual != want || m.is_index(None) {
+            return Err(ImageError::Invalid(format!(
+                "{canonical}: asked for image manifest {want}, got {actual}"
+            )));
+        }
+    }
     if m.is_index(None) {
-        let chosen = manifest::select_platform(&m, &canonical)?.digest.clone();
+        let chosen = manifest::select_platform(&m, canonical)?.digest.clone();
         let by_digest = Reference::with_digest(
             oref.registry().to_string(),
             oref.repository().to_string(),
             chosen.clone(),
         );
         let (bytes, d) = client
-            .pull_manifest_raw(&by_digest, &auth, manifest::ACCEPTED)
+            .pull_manifest_raw(&by_digest, auth, manifest::ACCEPTED)
             .await
             .map_err(|e| map_err(r, e))?;
         raw_manifest = bytes.to_vec();
@@ -161,7 +198,7 @@ async fn pull(
         .ok_or_else(|| ImageError::Invalid(format!("manifest of {canonical} has no config")))?;
     if !inner.blobs.has(&config_desc.digest) {
         let stream = client
-            .pull_blob_stream(&oref, config_desc.digest.as_str())
+            .pull_blob_stream(oref, config_desc.digest.as_str())
             .await
             .map_err(|e| map_err(r, e))?;
         inner
@@ -197,7 +234,7 @@ async fn pull(
     }
     let image = install(
         inner,
-        &canonical,
+        canonical,
         &digest,
         String::from_utf8_lossy(&raw_manifest).into_owned(),
         &config_desc.digest,

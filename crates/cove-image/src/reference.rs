@@ -127,7 +127,7 @@ pub(crate) fn parse(reference: &str) -> Result<ParsedRef, ImageError> {
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn valid_path_component(p: &str) -> bool {
+pub(crate) fn valid_path_component(p: &str) -> bool {
     let b = p.as_bytes();
     if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
         return false;

@@ -6,6 +6,12 @@ use cove_types::{ExecRequest, ExecResponse, ImageInfo, RegistryAuth};
 use crate::{Lifecycle, LifecycleError};
 
 impl Lifecycle {
+    /// The local image store: the internal OCI endpoint reads it, and a host lacking an
+    /// image fetches it from a peer with [`cove_image::ImageStore::fetch_from_peer`].
+    pub fn image_store(&self) -> &cove_image::ImageStore {
+        &self.inner.images
+    }
+
     pub async fn pull_image(
         &self,
         reference: &str,
