@@ -2,18 +2,9 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::{now_ms, Store, StoreError};
+use crate::{now_ms, BuildRow, SqliteStore, StoreError};
 
-/// One cached build step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildRow {
-    /// sha256 hex of the base image's digest and the steps up to this one.
-    pub hash: String,
-    pub image_reference: String,
-    pub created_at: i64,
-}
-
-impl Store {
+impl SqliteStore {
     /// The image made for `hash`, if any.
     pub fn get_build(&self, hash: &str) -> Result<Option<BuildRow>, StoreError> {
         Ok(self
@@ -74,7 +65,7 @@ mod tests {
 
     #[test]
     fn build_round_trip() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         assert_eq!(s.get_build("aa").unwrap(), None);
         s.put_build("aa", "cove-build/aa:latest").unwrap();
         let row = s.get_build("aa").unwrap().unwrap();

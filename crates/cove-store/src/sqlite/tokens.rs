@@ -2,18 +2,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{Store, StoreError};
-
-/// One workspace token. `hash` is the sha256 hex of its secret; the secret is never stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub id: String,
-    pub name: String,
-    pub workspace: String,
-    pub hash: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-}
+use crate::{SqliteStore, StoreError, TokenRow};
 
 const COLS: &str = "id, name, workspace, hash, created_at, last_used_at";
 
@@ -28,7 +17,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Records a new token, and the limits given on its workspace (in the same transaction);
     /// fails if its name (or hash) is taken.
     pub fn insert_token(
@@ -50,7 +39,7 @@ impl Store {
             ],
         )?;
         if let Some(l) = limits {
-            crate::workspaces::set_limits(&tx, &row.workspace, l)?;
+            super::workspaces::set_limits(&tx, &row.workspace, l)?;
         }
         tx.commit()?;
         Ok(())
@@ -120,7 +109,7 @@ mod tests {
 
     #[test]
     fn token_round_trip() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         s.insert_token(&row("t1", "ci"), None).unwrap();
         assert!(
             s.insert_token(&row("t2", "ci"), None).is_err(),

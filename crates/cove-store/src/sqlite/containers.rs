@@ -3,36 +3,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{Admission, Store, StoreError};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PodRow {
-    pub id: String,
-    pub name: Option<String>,
-    pub deployment_id: Option<String>,
-    /// The validated spec, in the lifecycle crate's JSON form.
-    pub spec_json: String,
-    pub created_at: i64,
-    /// The workspace it belongs to (`default` for rows made before workspaces).
-    pub workspace: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContainerRow {
-    pub id: String,
-    pub pod_id: String,
-    /// A `ContainerStatus` name, e.g. `RUNNING`.
-    pub status: String,
-    pub image: String,
-    pub address: Option<String>,
-    pub shim_pid: Option<i32>,
-    pub exit_code: Option<i32>,
-    pub reason: Option<String>,
-    pub scheduled_at: i64,
-    pub started_at: Option<i64>,
-    pub ended_at: Option<i64>,
-    pub last_active_at: Option<i64>,
-}
+use crate::{Admission, ContainerRow, PodRow, SqliteStore, StoreError};
 
 pub(crate) const POD_COLS: &str = "id, name, deployment_id, spec_json, created_at, workspace";
 const CTR_COLS: &str = "id, pod_id, status, image, address, shim_pid, exit_code, reason, \
@@ -66,7 +37,7 @@ fn ctr_from(r: &Row<'_>) -> rusqlite::Result<ContainerRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Records a new pod and its first container together, if `admit` (when given) lets
     /// the container in: the check and the insert are one transaction.
     pub fn insert_pod(
@@ -78,7 +49,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         if let Some(a) = admit {
-            crate::workspaces::admit(&tx, a)?;
+            super::workspaces::admit(&tx, a)?;
         }
         insert_pod(&tx, pod)?;
         insert_container(&tx, ctr)?;
@@ -95,7 +66,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         if let Some(a) = admit {
-            crate::workspaces::admit(&tx, a)?;
+            super::workspaces::admit(&tx, a)?;
         }
         insert_container(&tx, ctr)?;
         tx.commit()?;
@@ -286,7 +257,7 @@ mod tests {
 
     #[test]
     fn lifecycle_of_a_row() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows();
         s.insert_pod(&pod, &ctr, None).unwrap();
         assert_eq!(s.live_containers().unwrap().len(), 1);
@@ -306,7 +277,7 @@ mod tests {
 
     #[test]
     fn duplicate_pod_inserts_nothing() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows();
         s.insert_pod(&pod, &ctr, None).unwrap();
         let mut ctr2 = ctr.clone();

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::{Store, StoreError};
+use crate::{SqliteStore, StoreError};
 
-impl Store {
+impl SqliteStore {
     /// Records that `workspace` holds `reference` (idempotent).
     pub fn add_image_ref(&self, workspace: &str, reference: &str) -> Result<(), StoreError> {
         self.conn().execute(
@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn refs_per_workspace() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         s.add_image_ref("a", "r:1").unwrap();
         s.add_image_ref("a", "r:1").unwrap();
         s.add_image_ref("b", "r:1").unwrap();

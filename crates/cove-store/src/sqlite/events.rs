@@ -2,7 +2,7 @@
 
 use rusqlite::params;
 
-use crate::{now_ms, Store, StoreError};
+use crate::{now_ms, SqliteStore, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
@@ -12,7 +12,7 @@ pub struct EventRow {
     pub message: String,
 }
 
-impl Store {
+impl SqliteStore {
     pub fn add_event(
         &self,
         container_id: Option<&str>,

@@ -4,25 +4,8 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::containers::{insert_container, insert_pod, pod_from, POD_COLS};
-use crate::{ContainerRow, PodRow, Store, StoreError};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeploymentRow {
-    pub id: String,
-    pub name: String,
-    /// `<name>-<8 hex>`, fixed at creation.
-    pub url_key: String,
-    pub version: i64,
-    /// The pod serving the current version.
-    pub pod_id: Option<String>,
-    /// `ACTIVE` or `STOPPED`.
-    pub status: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// The workspace it belongs to.
-    pub workspace: String,
-}
+use super::containers::{insert_container, insert_pod, pod_from, POD_COLS};
+use crate::{ContainerRow, DeploymentRow, PodRow, SqliteStore, StoreError};
 
 const COLS: &str = "id, name, url_key, version, pod_id, status, created_at, updated_at, workspace";
 
@@ -40,7 +23,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeploymentRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Records a new deployment with its first version's pod and container, together.
     pub fn insert_deployment(
         &self,
@@ -52,7 +35,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         if let Some(a) = admit {
-            crate::workspaces::admit(&tx, a)?;
+            super::workspaces::admit(&tx, a)?;
         }
         tx.execute(
             &format!("INSERT INTO deployments ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
@@ -200,7 +183,7 @@ mod tests {
 
     #[test]
     fn versions_and_status() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
         s.insert_deployment(&dep(), &pod, &ctr, None).unwrap();
         let (pod2, ctr2) = rows("p2");
@@ -225,7 +208,7 @@ mod tests {
 
     #[test]
     fn versions_are_the_pods_that_ran_and_the_current_one() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
         s.insert_deployment(&dep(), &pod, &ctr, None).unwrap();
         s.set_running(&ctr.id, "10.0.0.2", 1, 2).unwrap();
@@ -249,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_taken_name_inserts_nothing() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
         s.insert_deployment(&dep(), &pod, &ctr, None).unwrap();
         let (pod2, ctr2) = rows("p2");
