@@ -21,9 +21,6 @@ pub use rows::{BuildRow, ContainerRow, DeploymentRow, ImageRow, PodRow, TokenRow
 pub use sqlite::{EventRow, SqliteStore};
 pub use store::{ClusterStore, StoreHandle};
 
-/// The SQLite backend under its old name, while callers move to [`StoreHandle`].
-pub use sqlite::SqliteStore as Store;
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -6,7 +6,7 @@ use crate::{now_ms, BuildRow, SqliteStore, StoreError};
 
 impl SqliteStore {
     /// The image made for `hash`, if any.
-    pub fn get_build(&self, hash: &str) -> Result<Option<BuildRow>, StoreError> {
+    pub(crate) fn get_build(&self, hash: &str) -> Result<Option<BuildRow>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -24,7 +24,7 @@ impl SqliteStore {
     }
 
     /// Records (or replaces) the image made for `hash`.
-    pub fn put_build(&self, hash: &str, image_reference: &str) -> Result<(), StoreError> {
+    pub(crate) fn put_build(&self, hash: &str, image_reference: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO builds (hash, image_reference, created_at) VALUES (?1, ?2, ?3)",
             params![hash, image_reference, now_ms()],
@@ -33,7 +33,7 @@ impl SqliteStore {
     }
 
     /// Forgets `hash`; returns whether it existed.
-    pub fn delete_build(&self, hash: &str) -> Result<bool, StoreError> {
+    pub(crate) fn delete_build(&self, hash: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .execute("DELETE FROM builds WHERE hash = ?1", [hash])?
@@ -41,7 +41,7 @@ impl SqliteStore {
     }
 
     /// Every cached step, oldest first.
-    pub fn list_builds(&self) -> Result<Vec<BuildRow>, StoreError> {
+    pub(crate) fn list_builds(&self) -> Result<Vec<BuildRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT hash, image_reference, created_at FROM builds ORDER BY created_at, hash",

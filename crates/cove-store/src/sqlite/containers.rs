@@ -40,7 +40,7 @@ fn ctr_from(r: &Row<'_>) -> rusqlite::Result<ContainerRow> {
 impl SqliteStore {
     /// Records a new pod and its first container together, if `admit` (when given) lets
     /// the container in: the check and the insert are one transaction.
-    pub fn insert_pod(
+    pub(crate) fn insert_pod(
         &self,
         pod: &PodRow,
         ctr: &ContainerRow,
@@ -58,7 +58,7 @@ impl SqliteStore {
     }
 
     /// Records another container of an existing pod, if `admit` (when given) lets it in.
-    pub fn insert_container(
+    pub(crate) fn insert_container(
         &self,
         ctr: &ContainerRow,
         admit: Option<&Admission>,
@@ -73,7 +73,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub fn get_pod(&self, id: &str) -> Result<Option<PodRow>, StoreError> {
+    pub(crate) fn get_pod(&self, id: &str) -> Result<Option<PodRow>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -85,13 +85,13 @@ impl SqliteStore {
     }
 
     /// Removes a pod and (by cascade) its containers: used to undo a failed create.
-    pub fn delete_pod(&self, id: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete_pod(&self, id: &str) -> Result<(), StoreError> {
         self.conn()
             .execute("DELETE FROM pods WHERE id = ?1", [id])?;
         Ok(())
     }
 
-    pub fn get_container(&self, id: &str) -> Result<Option<ContainerRow>, StoreError> {
+    pub(crate) fn get_container(&self, id: &str) -> Result<Option<ContainerRow>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -103,7 +103,7 @@ impl SqliteStore {
     }
 
     /// Every container, newest first.
-    pub fn list_containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
+    pub(crate) fn list_containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {CTR_COLS} FROM containers ORDER BY scheduled_at DESC, id"
@@ -115,7 +115,7 @@ impl SqliteStore {
     }
 
     /// Containers whose processes may still exist (PENDING, RUNNING, STOPPING).
-    pub fn live_containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
+    pub(crate) fn live_containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {CTR_COLS} FROM containers \
@@ -128,7 +128,7 @@ impl SqliteStore {
     }
 
     /// Marks a container as running at `address`, watched through `shim_pid`.
-    pub fn set_running(
+    pub(crate) fn set_running(
         &self,
         id: &str,
         address: &str,
@@ -144,7 +144,7 @@ impl SqliteStore {
     }
 
     /// Sets the status of a live container (e.g. STOPPING) and optionally why.
-    pub fn set_status(
+    pub(crate) fn set_status(
         &self,
         id: &str,
         status: &str,
@@ -158,7 +158,7 @@ impl SqliteStore {
     }
 
     /// Records the end of a container: its final status, exit code and reason.
-    pub fn set_finished(
+    pub(crate) fn set_finished(
         &self,
         id: &str,
         status: &str,
@@ -175,7 +175,7 @@ impl SqliteStore {
     }
 
     /// Persists the time the last gateway connection to a container ended.
-    pub fn set_last_active(&self, id: &str, at: i64) -> Result<(), StoreError> {
+    pub(crate) fn set_last_active(&self, id: &str, at: i64) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE containers SET last_active_at = ?2 WHERE id = ?1",
             params![id, at],

@@ -25,7 +25,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeploymentRow> {
 
 impl SqliteStore {
     /// Records a new deployment with its first version's pod and container, together.
-    pub fn insert_deployment(
+    pub(crate) fn insert_deployment(
         &self,
         dep: &DeploymentRow,
         pod: &PodRow,
@@ -58,7 +58,7 @@ impl SqliteStore {
     }
 
     /// Makes `pod_id` the current version `version` of deployment `id`.
-    pub fn set_deployment_version(
+    pub(crate) fn set_deployment_version(
         &self,
         id: &str,
         version: i64,
@@ -73,7 +73,12 @@ impl SqliteStore {
     }
 
     /// Sets a deployment's status (`ACTIVE` / `STOPPED`).
-    pub fn set_deployment_status(&self, id: &str, status: &str, at: i64) -> Result<(), StoreError> {
+    pub(crate) fn set_deployment_status(
+        &self,
+        id: &str,
+        status: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE deployments SET status = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, status, at],
@@ -81,11 +86,14 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub fn get_deployment(&self, id: &str) -> Result<Option<DeploymentRow>, StoreError> {
+    pub(crate) fn get_deployment(&self, id: &str) -> Result<Option<DeploymentRow>, StoreError> {
         self.deployment_where("id", id)
     }
 
-    pub fn get_deployment_by_name(&self, name: &str) -> Result<Option<DeploymentRow>, StoreError> {
+    pub(crate) fn get_deployment_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<DeploymentRow>, StoreError> {
         self.deployment_where("name", name)
     }
 
@@ -101,7 +109,7 @@ impl SqliteStore {
     }
 
     /// Every deployment, by name.
-    pub fn list_deployments(&self) -> Result<Vec<DeploymentRow>, StoreError> {
+    pub(crate) fn list_deployments(&self) -> Result<Vec<DeploymentRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM deployments ORDER BY name"))?;
         let rows = stmt
@@ -112,7 +120,7 @@ impl SqliteStore {
 
     /// The pods of a deployment's versions, oldest first: every pod of it that ran (an
     /// interrupted or failed deploy's pod never did), and the current one.
-    pub fn deployment_versions(
+    pub(crate) fn deployment_versions(
         &self,
         dep_id: &str,
         current_pod: Option<&str>,
@@ -130,7 +138,7 @@ impl SqliteStore {
     }
 
     /// Removes a deployment's row; its versions' pods and containers stay as history.
-    pub fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
         self.conn()
             .execute("DELETE FROM deployments WHERE id = ?1", [id])?;
         Ok(())

@@ -10,7 +10,7 @@ use crate::{SqliteStore, StoreError};
 
 impl SqliteStore {
     /// Records that `workspace` holds `reference` (idempotent).
-    pub fn add_image_ref(&self, workspace: &str, reference: &str) -> Result<(), StoreError> {
+    pub(crate) fn add_image_ref(&self, workspace: &str, reference: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR IGNORE INTO image_refs (workspace, reference) VALUES (?1, ?2)",
             params![workspace, reference],
@@ -18,7 +18,11 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub fn has_image_ref(&self, workspace: &str, reference: &str) -> Result<bool, StoreError> {
+    pub(crate) fn has_image_ref(
+        &self,
+        workspace: &str,
+        reference: &str,
+    ) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -31,7 +35,7 @@ impl SqliteStore {
     }
 
     /// The references `workspace` holds.
-    pub fn image_refs_of(&self, workspace: &str) -> Result<HashSet<String>, StoreError> {
+    pub(crate) fn image_refs_of(&self, workspace: &str) -> Result<HashSet<String>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT reference FROM image_refs WHERE workspace = ?1")?;
         let refs = stmt
@@ -41,7 +45,7 @@ impl SqliteStore {
     }
 
     /// How many workspaces hold `reference`.
-    pub fn image_ref_holders(&self, reference: &str) -> Result<i64, StoreError> {
+    pub(crate) fn image_ref_holders(&self, reference: &str) -> Result<i64, StoreError> {
         Ok(self.conn().query_row(
             "SELECT COUNT(*) FROM image_refs WHERE reference = ?1",
             [reference],
@@ -50,7 +54,7 @@ impl SqliteStore {
     }
 
     /// Drops `workspace`'s hold on `reference` (or every workspace's with `None`).
-    pub fn remove_image_ref(
+    pub(crate) fn remove_image_ref(
         &self,
         workspace: Option<&str>,
         reference: &str,

@@ -22,7 +22,7 @@ const COLS: &str =
 
 impl SqliteStore {
     /// Inserts or replaces the row for `row.reference`.
-    pub fn put_image(&self, row: &ImageRow) -> Result<(), StoreError> {
+    pub(crate) fn put_image(&self, row: &ImageRow) -> Result<(), StoreError> {
         self.conn().execute(
             &format!("INSERT OR REPLACE INTO images ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
             params![
@@ -39,7 +39,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub fn get_image(&self, reference: &str) -> Result<Option<ImageRow>, StoreError> {
+    pub(crate) fn get_image(&self, reference: &str) -> Result<Option<ImageRow>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -50,7 +50,7 @@ impl SqliteStore {
             .optional()?)
     }
 
-    pub fn list_images(&self) -> Result<Vec<ImageRow>, StoreError> {
+    pub(crate) fn list_images(&self) -> Result<Vec<ImageRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM images ORDER BY reference"))?;
         let rows = stmt
@@ -60,7 +60,7 @@ impl SqliteStore {
     }
 
     /// Removes a reference; returns whether it existed.
-    pub fn delete_image(&self, reference: &str) -> Result<bool, StoreError> {
+    pub(crate) fn delete_image(&self, reference: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .execute("DELETE FROM images WHERE reference = ?1", [reference])?

@@ -4,7 +4,7 @@ use crate::{SqliteStore, StoreError};
 
 impl SqliteStore {
     /// Replaces pod `id`'s `spec_json`. Returns whether the pod exists.
-    pub fn set_pod_spec(&self, id: &str, spec_json: &str) -> Result<bool, StoreError> {
+    pub(crate) fn set_pod_spec(&self, id: &str, spec_json: &str) -> Result<bool, StoreError> {
         let n = self.conn().execute(
             "UPDATE pods SET spec_json = ?2 WHERE id = ?1",
             [id, spec_json],

@@ -20,7 +20,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
 impl SqliteStore {
     /// Records a new token, and the limits given on its workspace (in the same transaction);
     /// fails if its name (or hash) is taken.
-    pub fn insert_token(
+    pub(crate) fn insert_token(
         &self,
         row: &TokenRow,
         limits: Option<&crate::Limits>,
@@ -46,7 +46,7 @@ impl SqliteStore {
     }
 
     /// Whether a token named `name` exists.
-    pub fn token_name_taken(&self, name: &str) -> Result<bool, StoreError> {
+    pub(crate) fn token_name_taken(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .query_row("SELECT 1 FROM tokens WHERE name = ?1", [name], |_| Ok(()))
@@ -55,7 +55,7 @@ impl SqliteStore {
     }
 
     /// Every token, by name.
-    pub fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+    pub(crate) fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM tokens ORDER BY name"))?;
         let rows = stmt
@@ -65,7 +65,7 @@ impl SqliteStore {
     }
 
     /// Removes the token whose id or name is `id_or_name`; returns it if it existed.
-    pub fn delete_token(&self, id_or_name: &str) -> Result<Option<TokenRow>, StoreError> {
+    pub(crate) fn delete_token(&self, id_or_name: &str) -> Result<Option<TokenRow>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let row = tx
@@ -83,7 +83,7 @@ impl SqliteStore {
     }
 
     /// Records when a token was last used.
-    pub fn set_token_used(&self, id: &str, at: i64) -> Result<(), StoreError> {
+    pub(crate) fn set_token_used(&self, id: &str, at: i64) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
             params![id, at],

@@ -82,7 +82,7 @@ pub(crate) fn set_limits(conn: &Connection, ws: &str, l: &Limits) -> Result<(), 
 
 impl SqliteStore {
     /// The limits set on `workspace` (each `None` where none is set).
-    pub fn workspace_limits(&self, workspace: &str) -> Result<Limits, StoreError> {
+    pub(crate) fn workspace_limits(&self, workspace: &str) -> Result<Limits, StoreError> {
         let row = self
             .conn()
             .query_row(
@@ -103,12 +103,16 @@ impl SqliteStore {
     }
 
     /// Sets the limits given in `limits` on `workspace`; those `None` keep their value.
-    pub fn set_workspace_limits(&self, workspace: &str, limits: &Limits) -> Result<(), StoreError> {
+    pub(crate) fn set_workspace_limits(
+        &self,
+        workspace: &str,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
         set_limits(&self.conn(), workspace, limits)
     }
 
     /// What `workspace` holds now.
-    pub fn workspace_usage(
+    pub(crate) fn workspace_usage(
         &self,
         workspace: &str,
         default_disk_mib: u64,
@@ -118,12 +122,12 @@ impl SqliteStore {
 
     /// Checks an admission without recording anything (a cheap early refusal; the check
     /// that counts is the one made with the insert).
-    pub fn check_admission(&self, a: &Admission) -> Result<(), StoreError> {
+    pub(crate) fn check_admission(&self, a: &Admission) -> Result<(), StoreError> {
         admit(&self.conn(), a)
     }
 
     /// Every workspace that has a token, a pod or limits, by name, with its number of tokens.
-    pub fn workspaces(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    pub(crate) fn workspaces(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT w, SUM(t) FROM ( \
