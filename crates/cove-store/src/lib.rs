@@ -18,7 +18,7 @@ mod store;
 pub use error::StoreError;
 pub use limits::{Admission, Limit, Limits, Refusal, Usage};
 pub use rows::{BuildRow, ContainerRow, DeploymentRow, ImageRow, PodRow, TokenRow};
-pub use sqlite::{EventRow, SqliteStore};
+pub use sqlite::SqliteStore;
 pub use store::{ClusterStore, StoreHandle};
 
 /// Milliseconds since the Unix epoch.

@@ -10,7 +10,6 @@ mod builds;
 mod cluster_store;
 mod containers;
 mod deployments;
-mod events;
 mod image_refs;
 mod images;
 mod pod_spec;
@@ -24,8 +23,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::Connection;
 
 use crate::StoreError;
-
-pub use events::EventRow;
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
