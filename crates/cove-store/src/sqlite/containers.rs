@@ -1,7 +1,7 @@
 //! The `pods` and `containers` tables. A pod (the "stub") holds the spec; each
 //! run of it is a container row with its own status and exit.
 
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use crate::{Admission, ContainerRow, PodRow, SqliteStore, StoreError};
 
@@ -47,7 +47,7 @@ impl SqliteStore {
         admit: Option<&Admission>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = admission_tx(&mut conn)?;
         if let Some(a) = admit {
             super::workspaces::admit(&tx, a)?;
         }
@@ -64,7 +64,7 @@ impl SqliteStore {
         admit: Option<&Admission>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = admission_tx(&mut conn)?;
         if let Some(a) = admit {
             super::workspaces::admit(&tx, a)?;
         }
@@ -182,6 +182,13 @@ impl SqliteStore {
         )?;
         Ok(())
     }
+}
+
+/// The transaction an admitted insert runs in. IMMEDIATE takes the write lock before the
+/// count, so even two connections to one database file (the daemon has one) cannot both
+/// count the same usage and pass a limit together: the second waits, then counts the first.
+pub(crate) fn admission_tx(conn: &mut rusqlite::Connection) -> Result<Transaction<'_>, StoreError> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
 pub(crate) fn insert_pod(conn: &rusqlite::Connection, pod: &PodRow) -> Result<(), StoreError> {

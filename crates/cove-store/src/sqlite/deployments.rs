@@ -33,7 +33,7 @@ impl SqliteStore {
         admit: Option<&crate::Admission>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = super::containers::admission_tx(&mut conn)?;
         if let Some(a) = admit {
             super::workspaces::admit(&tx, a)?;
         }
