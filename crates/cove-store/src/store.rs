@@ -169,8 +169,8 @@ pub trait ClusterStore: Send + Sync {
         workspace: &str,
         limits: &Limits,
     ) -> Result<(), StoreError>;
-    /// What `workspace`'s live containers hold, counting `default_disk_mib` for pods
-    /// without a disk limit.
+    /// What `workspace`'s live containers hold: each counts its pod's `cpu_millis`,
+    /// `memory_mib` and `disk_mib` (from `spec_json`; `default_disk_mib` where it has none).
     async fn workspace_usage(
         &self,
         workspace: &str,

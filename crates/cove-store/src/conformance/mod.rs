@@ -18,12 +18,13 @@
 //! [`ClusterStore`]: crate::ClusterStore
 //! [`conformance_tests!`]: crate::conformance_tests
 
+pub mod admission;
 pub mod deployments;
 pub mod images;
 pub mod pods;
 pub mod workspaces;
 
-use crate::{ContainerRow, DeploymentRow, PodRow};
+use crate::{Admission, ContainerRow, DeploymentRow, Limits, PodRow};
 
 /// Every check, by module path; `$make` builds a fresh store for each.
 #[macro_export]
@@ -50,12 +51,12 @@ macro_rules! conformance_tests {
             workspaces::a_token_sets_its_workspaces_limits,
             workspaces::limits_are_set_field_by_field,
             workspaces::workspaces_are_listed,
-            workspaces::usage_counts_live_containers,
-            workspaces::admission_refuses_at_each_limit_and_records_nothing,
-            workspaces::admission_covers_every_insert,
-            workspaces::the_shared_pool_is_capped,
-            workspaces::concurrent_creates_pass_no_limit,
-            workspaces::concurrent_wakes_pass_no_limit,
+            admission::usage_counts_live_containers,
+            admission::admission_refuses_at_each_limit_and_records_nothing,
+            admission::admission_covers_every_insert,
+            admission::the_shared_pool_is_capped,
+            admission::concurrent_creates_pass_no_limit,
+            admission::concurrent_wakes_pass_no_limit,
         );
     };
     (@each $make:expr; $($module:ident :: $check:ident),* $(,)?) => {
@@ -117,5 +118,25 @@ pub fn deployment(name: &str, ws: &str, pod_id: &str) -> DeploymentRow {
         created_at: 1,
         updated_at: 1,
         workspace: ws.into(),
+    }
+}
+
+/// A container of `ws` asking for 500 millicores, 128 MiB and 64 MiB of disk.
+pub fn admission(ws: &str, limits: Limits, shared_pods_max: Option<u64>) -> Admission {
+    Admission {
+        workspace: ws.into(),
+        limits,
+        cpu_millis: 500,
+        memory_mib: 128,
+        disk_mib: 64,
+        default_disk_mib: 64,
+        shared_pods_max,
+    }
+}
+
+pub fn max_pods(n: u64) -> Limits {
+    Limits {
+        max_pods: Some(n),
+        ..Default::default()
     }
 }
