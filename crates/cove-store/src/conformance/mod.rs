@@ -13,7 +13,8 @@
 //! The block, run once per test, makes a fresh empty store: a `Result<(StoreHandle, G), E>`
 //! (`E: Debug`), where `G` is dropped after the store when the check ends (a temp dir, a
 //! key prefix to delete). The tests run on a multi-thread runtime: the concurrency checks
-//! race real threads against one store.
+//! race real threads against one store. The calling crate needs `tokio` (features `macros`,
+//! `rt-multi-thread`) among its dev-dependencies.
 //!
 //! [`ClusterStore`]: crate::ClusterStore
 //! [`conformance_tests!`]: crate::conformance_tests
