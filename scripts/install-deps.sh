@@ -8,6 +8,14 @@ PACKAGES=(
   iproute2 nftables iptables kmod procps util-linux
   curl ca-certificates build-essential pkg-config python3 python3-venv git
   e2fsprogs tar sqlite3
+  # building cove-store: the etcd-client crate compiles etcd's .proto files (protoc and its
+  # google/protobuf/*.proto includes)
+  protobuf-compiler
+  libprotobuf-dev
+  # the cluster tests and scripts/cluster-demo.sh: a real 3-member etcd cluster
+  etcd-server
+  # etcdctl, for looking into a test or demo cluster by hand
+  etcd-client
   # only the tests use these: the Python test image, the registry-auth test's htpasswd file
   debootstrap apache2-utils
 )
@@ -38,7 +46,8 @@ if ((${#missing[@]})); then
 fi
 
 # The Debian package starts a registry on :5000 under systemd where systemd runs;
-# the scripts start their own, so a packaged one is left alone.
+# the scripts start their own, so a packaged one is left alone. The same holds for etcd-server's
+# packaged etcd on 127.0.0.1:2379: tests and scripts/cluster-demo.sh start their own members.
 
 if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
   export PATH="$HOME/.cargo/bin:$PATH"

@@ -1,5 +1,7 @@
 //! The daemon's state: one embedded SQLite database (WAL) behind typed functions.
 //!
+//! The etcd side of the cluster store (issue 10) is in [`etcd`].
+//!
 //! No other crate writes SQL. Every multi-step change runs in one transaction,
 //! so a daemon killed at any point leaves the database consistent.
 
@@ -7,6 +9,7 @@ mod builds;
 mod containers;
 mod deployments;
 mod error;
+pub mod etcd;
 mod events;
 mod image_refs;
 mod images;
