@@ -147,7 +147,7 @@ impl Etcd {
 }
 
 /// Errors a lost member, a partition or an election explain; another try may succeed.
-pub(crate) fn is_transient(e: &etcd_client::Error) -> bool {
+fn is_transient(e: &etcd_client::Error) -> bool {
     use etcd_client::Error as E;
     use tonic::Code;
     match e {

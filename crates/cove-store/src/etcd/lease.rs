@@ -14,7 +14,7 @@ use std::time::Duration;
 use etcd_client::{LeaseKeepAliveStream, LeaseKeeper};
 use tokio::sync::watch;
 
-use super::client::{is_transient, one_line, Etcd};
+use super::client::{one_line, Etcd};
 use crate::StoreError;
 
 /// A point on the node's boot clock (CLOCK_BOOTTIME): monotonic, and counting through
@@ -119,7 +119,9 @@ pub(crate) async fn keep_alive(
                 wait = times.interval;
             }
             Ok(Ok(_)) => return,
-            Ok(Err(e)) if !is_transient(&e) || one_line(&e).contains("lease not found") => {
+            // The server answers TTL 0 for a lease it does not have; opening a stream on one
+            // fails with "lease not found". Anything else may pass: try again soon.
+            Ok(Err(e)) if one_line(&e).contains("lease not found") => {
                 tracing::warn!(lease, error = %one_line(&e), "lease is gone");
                 return;
             }
@@ -189,5 +191,49 @@ pub(crate) async fn fence_when_due(health: Arc<watch::Sender<Health>>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn times() -> Times {
+        Times {
+            ttl: Duration::from_secs(10),
+            interval: Duration::from_secs(3),
+            margin: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn the_fence_deadline_counts_from_the_send_and_never_trusts_a_longer_ttl() {
+        let sent = BootInstant::now();
+        assert_eq!(
+            deadline(sent, 10, &times()),
+            sent.plus(Duration::from_secs(8))
+        );
+        // A server answering a longer TTL than asked (its minimum TTL) is not believed.
+        assert_eq!(
+            deadline(sent, 60, &times()),
+            sent.plus(Duration::from_secs(8))
+        );
+        // A shorter one is: the server will expire the lease sooner.
+        assert_eq!(
+            deadline(sent, 5, &times()),
+            sent.plus(Duration::from_secs(3))
+        );
+        // An expired lease (TTL 0 or less) gives a deadline already passed.
+        assert!(deadline(sent, -1, &times()) <= sent);
+    }
+
+    #[test]
+    fn the_boot_clock_moves_forward() {
+        let a = BootInstant::now();
+        std::thread::sleep(Duration::from_millis(5));
+        let b = BootInstant::now();
+        assert!(b > a);
+        assert!(a.remaining().is_zero());
+        assert!(b.plus(Duration::from_secs(60)).remaining() > Duration::from_secs(59));
     }
 }
