@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use cove_store::etcd::{bindings, membership, Etcd, EtcdConfig};
+use cove_store::etcd::{bindings, nodes, Etcd, EtcdConfig};
 use cove_store::StoreError;
 use support::etcd::EtcdCluster;
 
@@ -25,7 +25,7 @@ async fn round_trip(etcd: &Etcd, pod: &str) {
         .expect("get")
         .expect("bound");
     assert_eq!(read.fence(), fence);
-    membership::list_nodes(etcd).await.expect("list nodes");
+    nodes::list_nodes(etcd).await.expect("list nodes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,9 +7,8 @@ mod support;
 use std::time::Duration;
 
 use cove_store::etcd::keys;
-use cove_store::etcd::membership::{
-    self, BootInstant, Health, Membership, MembershipConfig, NodeInfo, NodeStatus,
-};
+use cove_store::etcd::nodes::{self, NodeInfo, NodeStatus};
+use cove_store::etcd::{BootInstant, Health, Membership, MembershipConfig};
 use cove_store::etcd::{PrefixWatch, WatchEvent};
 use support::etcd::EtcdCluster;
 use support::link::Link;
@@ -38,11 +37,19 @@ fn quick() -> MembershipConfig {
 }
 
 async fn status_of(etcd: &cove_store::etcd::Etcd, name: &str) -> Option<(NodeStatus, Option<i64>)> {
-    let nodes = membership::list_nodes(etcd).await.expect("list nodes");
-    nodes
-        .into_iter()
-        .find(|n| n.info.name == name)
-        .map(|n| (n.status, n.lease))
+    let listed = nodes::list_nodes(etcd).await.expect("list nodes");
+    let node = listed.into_iter().find(|n| n.info.name == name)?;
+    // The heartbeat age is within the TTL while the node is listed with a lease (None if
+    // the lease expired between the listing and the question).
+    if node.lease.is_some() {
+        assert!(
+            node.since_renewal_secs.is_none_or(|s| (0..=3).contains(&s)),
+            "{node:?}"
+        );
+    } else {
+        assert_eq!(node.since_renewal_secs, None);
+    }
+    Some((node.status, node.lease))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +148,7 @@ async fn drain_crash_leave_and_name_clashes_show_in_the_listing() {
         panic!("a READY")
     };
 
-    membership::set_draining(&etcd, "host-a", true)
+    nodes::set_draining(&etcd, "host-a", true)
         .await
         .expect("drain");
     assert_eq!(
@@ -153,7 +160,7 @@ async fn drain_crash_leave_and_name_clashes_show_in_the_listing() {
         status_of(&etcd, "host-b").await,
         Some((NodeStatus::Ready, Some(_)))
     ));
-    let err = membership::set_draining(&etcd, "nobody", true)
+    let err = nodes::set_draining(&etcd, "nobody", true)
         .await
         .expect_err("unknown node");
     assert_eq!(err.to_string(), "no node named nobody in the cluster");

@@ -3,7 +3,8 @@
 //!
 //! - [`client`]: endpoints, timeouts, retries; no quorum becomes [`StoreError::Unavailable`].
 //! - [`membership`] and `lease`: a node's record attached to its lease, kept alive, and the
-//!   self-fence deadline measured on the node's own monotonic clock.
+//!   self-fence deadline measured on the node's own clock.
+//! - [`nodes`]: the listing (READY / DRAINING / LOST) and drain.
 //! - [`bindings`]: which node runs a pod, created once cluster-wide; the binding's
 //!   mod_revision is the fencing token every node-side write compares.
 //! - [`watch`]: a prefix watch that resumes after a dropped connection and re-lists after
@@ -18,9 +19,11 @@ pub mod client;
 pub mod keys;
 mod lease;
 pub mod membership;
+pub mod nodes;
 pub mod watch;
 
 pub use bindings::{BindOutcome, Binding, BindingRow, Fence};
 pub use client::{Etcd, EtcdConfig};
-pub use membership::{Health, Membership, MembershipConfig, NodeInfo, NodeListing, NodeStatus};
+pub use membership::{BootInstant, Health, Membership, MembershipConfig};
+pub use nodes::{NodeInfo, NodeListing, NodeStatus};
 pub use watch::{PrefixWatch, WatchEvent};
