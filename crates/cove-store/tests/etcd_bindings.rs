@@ -4,9 +4,9 @@
 mod support;
 
 use cove_store::etcd::bindings::{self, BindOutcome};
-use cove_store::etcd::keys;
 use cove_store::StoreError;
 use support::etcd::EtcdCluster;
+use support::keys;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_binds_have_exactly_one_winner() {
@@ -48,7 +48,7 @@ async fn twenty_concurrent_binds_have_exactly_one_winner() {
 async fn a_stale_fencing_token_is_refused() {
     let cluster = EtcdCluster::start(3);
     let etcd = support::connect(cluster.endpoints()).await;
-    let key = keys::pod("p1");
+    let key = keys().pod("p1");
     let BindOutcome::Won(on_a) = bindings::bind_if_absent(&etcd, "p1", "host-a")
         .await
         .expect("bind")
@@ -126,7 +126,7 @@ async fn bad_pod_ids_are_refused_before_any_key_is_written() {
         .expect("raw client");
     let all = raw
         .get(
-            keys::ROOT,
+            keys().root(),
             Some(etcd_client::GetOptions::new().with_prefix()),
         )
         .await

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cove_store::etcd::{bindings, nodes, Etcd, EtcdConfig};
 use cove_store::StoreError;
 use support::etcd::EtcdCluster;
+use support::keys;
 
 /// Writes and reads through the store's own calls (a binding, its fenced record, a listing).
 async fn round_trip(etcd: &Etcd, pod: &str) {
@@ -16,7 +17,7 @@ async fn round_trip(etcd: &Etcd, pod: &str) {
         .await
         .expect("bind");
     let fence = bound.binding().fence();
-    let key = cove_store::etcd::keys::pod(pod);
+    let key = keys().pod(pod);
     bindings::fenced_put(etcd, &key, b"{\"status\":\"RUNNING\"}", &fence)
         .await
         .expect("fenced put");

@@ -6,11 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use cove_store::etcd::keys;
 use cove_store::etcd::nodes::{self, NodeInfo, NodeStatus};
 use cove_store::etcd::{BootInstant, Health, Membership, MembershipConfig};
 use cove_store::etcd::{PrefixWatch, WatchEvent};
 use support::etcd::EtcdCluster;
+use support::keys;
 use support::link::Link;
 
 fn info(name: &str) -> NodeInfo {
@@ -66,7 +66,7 @@ async fn a_cut_off_node_fences_itself_before_etcd_drops_it_and_rejoins() {
     };
 
     // The observer's watch on nodes/ timestamps the moment etcd drops the node.
-    let mut watch = PrefixWatch::start(&observer, keys::NODES);
+    let mut watch = PrefixWatch::start(&observer, &keys().nodes());
     let first = watch.next().await.expect("snapshot");
     assert!(
         matches!(&first, WatchEvent::Snapshot { items, .. } if items.len() == 1),
@@ -75,7 +75,7 @@ async fn a_cut_off_node_fences_itself_before_etcd_drops_it_and_rejoins() {
     let dropped = tokio::spawn(async move {
         loop {
             match watch.next().await.expect("watch runs") {
-                WatchEvent::Delete { key, .. } if key == keys::node("host-a") => {
+                WatchEvent::Delete { key, .. } if key == keys().node("host-a") => {
                     return BootInstant::now()
                 }
                 _ => continue,

@@ -7,9 +7,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cove_store::etcd::{keys, PrefixWatch, WatchEvent};
+use cove_store::etcd::{PrefixWatch, WatchEvent};
 use etcd_client::{CompactionOptions, GetOptions};
 use support::etcd::EtcdCluster;
+use support::keys;
 use support::link::Link;
 
 type State = BTreeMap<String, Vec<u8>>;
@@ -36,7 +37,7 @@ async fn next(watch: &mut PrefixWatch) -> WatchEvent {
 
 async fn etcd_state(raw: &mut etcd_client::Client) -> (i64, State) {
     let resp = raw
-        .get(keys::PODS, Some(GetOptions::new().with_prefix()))
+        .get(keys().pods(), Some(GetOptions::new().with_prefix()))
         .await
         .expect("get");
     let rev = resp.header().expect("header").revision();
@@ -59,10 +60,10 @@ async fn the_watch_resumes_after_a_cut_without_loss_or_repeat() {
     let mut raw = etcd_client::Client::connect(cluster.endpoints(), None)
         .await
         .expect("raw client");
-    raw.put(keys::pod("a"), "1", None).await.expect("put");
+    raw.put(keys().pod("a"), "1", None).await.expect("put");
     let link = Link::start(cluster.client_addr(0)).await;
     let watcher_side = support::connect(vec![link.url()]).await;
-    let mut watch = PrefixWatch::start(&watcher_side, keys::PODS);
+    let mut watch = PrefixWatch::start(&watcher_side, &keys().pods());
     let mut state = State::new();
     let first = next(&mut watch).await;
     assert!(
@@ -71,10 +72,10 @@ async fn the_watch_resumes_after_a_cut_without_loss_or_repeat() {
     );
     apply(&mut state, &first);
 
-    raw.put(keys::pod("b"), "1", None).await.expect("put");
+    raw.put(keys().pod("b"), "1", None).await.expect("put");
     let e = next(&mut watch).await;
     assert!(
-        matches!(&e, WatchEvent::Put { key, .. } if key == &keys::pod("b")),
+        matches!(&e, WatchEvent::Put { key, .. } if key == &keys().pod("b")),
         "{e:?}"
     );
     apply(&mut state, &e);
@@ -83,12 +84,12 @@ async fn the_watch_resumes_after_a_cut_without_loss_or_repeat() {
     let mut expected = Vec::new();
     for i in 0..10 {
         let r = raw
-            .put(keys::pod(&format!("c{i}")), i.to_string(), None)
+            .put(keys().pod(&format!("c{i}")), i.to_string(), None)
             .await
             .expect("put");
         expected.push(r.header().expect("header").revision());
     }
-    let r = raw.delete(keys::pod("a"), None).await.expect("delete");
+    let r = raw.delete(keys().pod("a"), None).await.expect("delete");
     expected.push(r.header().expect("header").revision());
     link.heal();
 
@@ -115,22 +116,22 @@ async fn the_watch_lists_again_after_compaction_during_a_partition() {
         .await
         .expect("raw client");
     for k in ["a", "b", "c"] {
-        raw.put(keys::pod(k), "v1", None).await.expect("put");
+        raw.put(keys().pod(k), "v1", None).await.expect("put");
     }
     let link = Link::start(cluster.client_addr(0)).await;
     let watcher_side = support::connect(vec![link.url()]).await;
-    let mut watch = PrefixWatch::start(&watcher_side, keys::PODS);
+    let mut watch = PrefixWatch::start(&watcher_side, &keys().pods());
     let mut state = State::new();
     apply(&mut state, &next(&mut watch).await);
-    raw.put(keys::pod("d"), "v1", None).await.expect("put");
+    raw.put(keys().pod("d"), "v1", None).await.expect("put");
     apply(&mut state, &next(&mut watch).await);
     assert_eq!(state.len(), 4);
 
     // While the watcher is cut off: changes, then a compaction past all of them.
     link.cut();
-    raw.put(keys::pod("a"), "v2", None).await.expect("put");
-    raw.delete(keys::pod("b"), None).await.expect("delete");
-    raw.put(keys::pod("e"), "v1", None).await.expect("put");
+    raw.put(keys().pod("a"), "v2", None).await.expect("put");
+    raw.delete(keys().pod("b"), None).await.expect("delete");
+    raw.put(keys().pod("e"), "v1", None).await.expect("put");
     // A key outside the prefix moves the revision on, so the compaction covers the changes.
     let r = raw.put("/cove/v1/other", "x", None).await.expect("put");
     let compact_at = r.header().expect("header").revision();
@@ -150,10 +151,10 @@ async fn the_watch_lists_again_after_compaction_during_a_partition() {
     assert_eq!(state, truth);
 
     // And it watches on from there.
-    raw.put(keys::pod("f"), "v1", None).await.expect("put");
+    raw.put(keys().pod("f"), "v1", None).await.expect("put");
     let e = next(&mut watch).await;
     assert!(
-        matches!(&e, WatchEvent::Put { key, .. } if key == &keys::pod("f")),
+        matches!(&e, WatchEvent::Put { key, .. } if key == &keys().pod("f")),
         "{e:?}"
     );
     apply(&mut state, &e);

@@ -72,7 +72,7 @@ impl BindOutcome {
 pub async fn bind_if_absent(etcd: &Etcd, pod: &str, node: &str) -> Result<BindOutcome, StoreError> {
     keys::check_name("pod id", pod)?;
     keys::check_name("node name", node)?;
-    let key = keys::binding(pod);
+    let key = etcd.keys().binding(pod);
     let row = new_row(pod, node);
     let value = to_json(&row)?;
     let resp = etcd
@@ -105,7 +105,7 @@ pub async fn bind_if_absent(etcd: &Etcd, pod: &str, node: &str) -> Result<BindOu
 /// Moves a pod to `node` (failover, drain), only if its binding is still `from`.
 pub async fn rebind(etcd: &Etcd, from: &Fence, node: &str) -> Result<Binding, StoreError> {
     keys::check_name("node name", node)?;
-    let key = keys::binding(&from.pod);
+    let key = etcd.keys().binding(&from.pod);
     let row = new_row(&from.pod, node);
     let value = to_json(&row)?;
     let resp = etcd
@@ -135,14 +135,14 @@ pub async fn rebind(etcd: &Etcd, from: &Fence, node: &str) -> Result<Binding, St
 
 /// Removes a pod's binding, only if it is still `fence`.
 pub async fn unbind(etcd: &Etcd, fence: &Fence) -> Result<(), StoreError> {
-    let key = keys::binding(&fence.pod);
+    let key = etcd.keys().binding(&fence.pod);
     fenced(etcd, fence, TxnOp::delete(key, None)).await
 }
 
 /// The pod's binding, if it has one.
 pub async fn get_binding(etcd: &Etcd, pod: &str) -> Result<Option<Binding>, StoreError> {
     keys::check_name("pod id", pod)?;
-    let key = keys::binding(pod);
+    let key = etcd.keys().binding(pod);
     let resp = etcd
         .call(|mut c| {
             let key = key.clone();
@@ -170,7 +170,7 @@ pub async fn fenced_delete(etcd: &Etcd, key: &str, fence: &Fence) -> Result<(), 
 
 async fn fenced(etcd: &Etcd, fence: &Fence, op: TxnOp) -> Result<(), StoreError> {
     keys::check_name("pod id", &fence.pod)?;
-    let bkey = keys::binding(&fence.pod);
+    let bkey = etcd.keys().binding(&fence.pod);
     let resp = etcd
         .call(|mut c| {
             let txn = Txn::new()

@@ -14,6 +14,7 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions};
 use tokio::time::Instant;
 
+use super::keys::{Keys, DEFAULT_ROOT};
 use crate::StoreError;
 
 /// Where the cluster store is and how long to wait for it.
@@ -26,6 +27,8 @@ pub struct EtcdConfig {
     /// How long one request may take in all, retries on other members included. A cluster
     /// without quorum answers [`StoreError::Unavailable`] within this time.
     pub request_timeout: Duration,
+    /// Where Cove's keys live: [`DEFAULT_ROOT`] unless two clusters (or tests) share an etcd.
+    pub root: String,
 }
 
 impl EtcdConfig {
@@ -63,6 +66,7 @@ impl EtcdConfig {
             endpoints,
             dial_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
+            root: DEFAULT_ROOT.to_string(),
         }
     }
 
@@ -77,12 +81,14 @@ impl EtcdConfig {
 pub struct Etcd {
     client: Client,
     config: Arc<EtcdConfig>,
+    keys: Keys,
 }
 
 impl Etcd {
     /// Dials the members. Fails with [`StoreError::Unavailable`] when none answers a status
     /// request within the request timeout, so a wrong `--etcd` is reported at start.
     pub async fn connect(config: EtcdConfig) -> Result<Etcd, StoreError> {
+        let keys = Keys::new(&config.root)?;
         let attempt = config.attempt_timeout();
         let options = ConnectOptions::new()
             .with_connect_timeout(config.dial_timeout)
@@ -97,6 +103,7 @@ impl Etcd {
         let etcd = Etcd {
             client,
             config: Arc::new(config),
+            keys,
         };
         etcd.call(|mut c| async move { c.status().await }).await?;
         Ok(etcd)
@@ -104,6 +111,11 @@ impl Etcd {
 
     pub fn config(&self) -> &EtcdConfig {
         &self.config
+    }
+
+    /// The keys under this connection's root.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// A raw client on the same channels, for the modules of this backend.

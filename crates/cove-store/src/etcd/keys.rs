@@ -1,4 +1,5 @@
-//! The key layout under `/cove/v1/`. Every etcd key Cove uses is built here.
+//! The key layout under the root (`/cove/v1/` by default). Every etcd key Cove uses is built
+//! here.
 //!
 //! - `nodes/<name>`: a live node, attached to its lease (gone when the lease expires).
 //! - `node-info/<name>`: the same record without a lease, kept so a node whose lease
@@ -6,29 +7,68 @@
 //! - `bindings/<pod>`: which node runs a pod; its mod_revision is the fencing token.
 //! - `pods/<pod>`, `deployments/<id>`, `tokens/…`, `workspaces/…`, `images/…`: rows.
 
+use std::sync::Arc;
+
 use crate::StoreError;
 
-/// Everything Cove keeps in etcd lives under this prefix (the version is for the layout).
-pub const ROOT: &str = "/cove/v1/";
-pub const NODES: &str = "/cove/v1/nodes/";
-pub const NODE_INFO: &str = "/cove/v1/node-info/";
-pub const BINDINGS: &str = "/cove/v1/bindings/";
-pub const PODS: &str = "/cove/v1/pods/";
+/// The default root: everything Cove keeps in etcd lives under it (the version is the
+/// layout's). Another root lets two Cove clusters, or tests, share one etcd.
+pub const DEFAULT_ROOT: &str = "/cove/v1/";
 
-pub fn node(name: &str) -> String {
-    format!("{NODES}{name}")
+/// The keys under one root; built once per connection (see `EtcdConfig::root`).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    root: Arc<str>,
 }
 
-pub fn node_info(name: &str) -> String {
-    format!("{NODE_INFO}{name}")
-}
+impl Keys {
+    /// `root` must start and end with `/`, e.g. `/cove/v1/`.
+    pub fn new(root: &str) -> Result<Keys, StoreError> {
+        if root.len() < 2 || !root.starts_with('/') || !root.ends_with('/') {
+            return Err(StoreError::Invalid(format!(
+                "etcd key root {root:?} must start and end with '/', e.g. {DEFAULT_ROOT}"
+            )));
+        }
+        Ok(Keys { root: root.into() })
+    }
 
-pub fn binding(pod: &str) -> String {
-    format!("{BINDINGS}{pod}")
-}
+    pub fn root(&self) -> &str {
+        &self.root
+    }
 
-pub fn pod(pod: &str) -> String {
-    format!("{PODS}{pod}")
+    /// The prefix of every live node's record.
+    pub fn nodes(&self) -> String {
+        format!("{}nodes/", self.root)
+    }
+
+    pub fn node(&self, name: &str) -> String {
+        format!("{}nodes/{name}", self.root)
+    }
+
+    /// The prefix of every node's lease-less record.
+    pub fn node_infos(&self) -> String {
+        format!("{}node-info/", self.root)
+    }
+
+    pub fn node_info(&self, name: &str) -> String {
+        format!("{}node-info/{name}", self.root)
+    }
+
+    pub fn bindings(&self) -> String {
+        format!("{}bindings/", self.root)
+    }
+
+    pub fn binding(&self, pod: &str) -> String {
+        format!("{}bindings/{pod}", self.root)
+    }
+
+    pub fn pods(&self) -> String {
+        format!("{}pods/", self.root)
+    }
+
+    pub fn pod(&self, pod: &str) -> String {
+        format!("{}pods/{pod}", self.root)
+    }
 }
 
 /// Checks a node name or pod id before it becomes part of a key: 1–128 characters of
@@ -61,7 +101,12 @@ mod tests {
             let err = check_name("node name", bad).unwrap_err().to_string();
             assert!(err.starts_with("invalid node name"), "{err}");
         }
-        assert_eq!(binding("p1"), "/cove/v1/bindings/p1");
-        assert!(node("a").starts_with(ROOT) && node_info("a").starts_with(ROOT));
+        let keys = Keys::new(DEFAULT_ROOT).unwrap();
+        assert_eq!(keys.binding("p1"), "/cove/v1/bindings/p1");
+        assert!(keys.node("a").starts_with(&keys.nodes()));
+        assert!(keys.node_info("a").starts_with(&keys.node_infos()));
+        for bad in ["", "/", "cove/", "/cove"] {
+            assert!(Keys::new(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -131,7 +131,7 @@ impl Membership {
             .etcd
             .call(|mut c| async move { c.lease_revoke(lease).await })
             .await;
-        let info = keys::node_info(&self.name);
+        let info = self.etcd.keys().node_info(&self.name);
         self.etcd
             .call(|mut c| {
                 let info = info.clone();
@@ -193,8 +193,8 @@ async fn register(
     let (lease, fence_at) = lease::grant(etcd, times).await?;
     let value =
         serde_json::to_string(info).map_err(|e| StoreError::Corrupt(format!("node info: {e}")))?;
-    let node = keys::node(&info.name);
-    let node_info = keys::node_info(&info.name);
+    let node = etcd.keys().node(&info.name);
+    let node_info = etcd.keys().node_info(&info.name);
     let resp = etcd
         .call(|mut c| {
             let txn = Txn::new()
@@ -221,7 +221,7 @@ async fn register(
 }
 
 async fn node_lease(etcd: &Etcd, name: &str) -> Result<Option<i64>, StoreError> {
-    let key = keys::node(name);
+    let key = etcd.keys().node(name);
     let resp = etcd
         .call(|mut c| {
             let key = key.clone();

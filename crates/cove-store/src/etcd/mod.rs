@@ -10,7 +10,7 @@
 //! - [`watch`]: a prefix watch that resumes after a dropped connection and re-lists after
 //!   compaction.
 //!
-//! Values are JSON. Keys are built only in [`keys`].
+//! Values are JSON. Keys are built only in [`keys`], under a root (`/cove/v1/` by default).
 //!
 //! [`StoreError::Unavailable`]: crate::StoreError::Unavailable
 
@@ -24,6 +24,7 @@ pub mod watch;
 
 pub use bindings::{BindOutcome, Binding, BindingRow, Fence};
 pub use client::{Etcd, EtcdConfig};
+pub use keys::{Keys, DEFAULT_ROOT};
 pub use membership::{BootInstant, Health, Membership, MembershipConfig};
 pub use nodes::{NodeInfo, NodeListing, NodeStatus};
 pub use watch::{PrefixWatch, WatchEvent};

@@ -51,7 +51,7 @@ pub struct NodeListing {
 }
 
 pub(crate) async fn read_info(etcd: &Etcd, name: &str) -> Result<Option<NodeInfo>, StoreError> {
-    let key = keys::node_info(name);
+    let key = etcd.keys().node_info(name);
     let resp = etcd
         .call(|mut c| {
             let key = key.clone();
@@ -63,11 +63,12 @@ pub(crate) async fn read_info(etcd: &Etcd, name: &str) -> Result<Option<NodeInfo
 
 /// Every node the cluster knows, READY, DRAINING or LOST, read at one revision.
 pub async fn list_nodes(etcd: &Etcd) -> Result<Vec<NodeListing>, StoreError> {
+    let keys = etcd.keys();
     let resp = etcd
         .call(|mut c| {
             let txn = Txn::new().and_then([
-                TxnOp::get(keys::NODE_INFO, Some(GetOptions::new().with_prefix())),
-                TxnOp::get(keys::NODES, Some(GetOptions::new().with_prefix())),
+                TxnOp::get(keys.node_infos(), Some(GetOptions::new().with_prefix())),
+                TxnOp::get(keys.nodes(), Some(GetOptions::new().with_prefix())),
             ]);
             async move { c.txn(txn).await }
         })
@@ -90,7 +91,7 @@ pub async fn list_nodes(etcd: &Etcd) -> Result<Vec<NodeListing>, StoreError> {
         let live_kv = live
             .kvs()
             .iter()
-            .find(|l| l.key() == keys::node(&info.name).as_bytes());
+            .find(|l| l.key() == etcd.keys().node(&info.name).as_bytes());
         let (status, lease) = match live_kv {
             Some(l) => {
                 let current = decode(l.value())?;
@@ -127,8 +128,8 @@ pub async fn list_nodes(etcd: &Etcd) -> Result<Vec<NodeListing>, StoreError> {
 /// draining if it rejoins. Fails if the cluster has never seen the node.
 pub async fn set_draining(etcd: &Etcd, name: &str, draining: bool) -> Result<(), StoreError> {
     keys::check_name("node name", name)?;
-    let node = keys::node(name);
-    let node_info = keys::node_info(name);
+    let node = etcd.keys().node(name);
+    let node_info = etcd.keys().node_info(name);
     loop {
         let resp = etcd
             .call(|mut c| {

@@ -6,7 +6,7 @@ pub mod link;
 
 use std::time::Duration;
 
-use cove_store::etcd::{Etcd, EtcdConfig};
+use cove_store::etcd::{Etcd, EtcdConfig, Keys, DEFAULT_ROOT};
 
 /// A client of `endpoints` with short timeouts, so failures show within seconds.
 pub async fn connect(endpoints: Vec<String>) -> Etcd {
@@ -30,4 +30,9 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The keys under the default root, which every test client uses.
+pub fn keys() -> Keys {
+    Keys::new(DEFAULT_ROOT).expect("the default root")
 }
