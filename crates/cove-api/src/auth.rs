@@ -20,7 +20,11 @@ pub async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match given.map(|t| state.tokens.scope_recording_use(t)) {
+    let scope = match given {
+        Some(t) => Some(state.tokens.scope_recording_use(t).await),
+        None => None,
+    };
+    match scope {
         Some(Some(scope)) => {
             tracing::Span::current().record("workspace", scope.workspace());
             req.extensions_mut().insert(scope);

@@ -19,10 +19,10 @@ pub async fn require_owner(State(state): State<AppState>, req: Request, next: Ne
     let mut parts = req.uri().path().trim_start_matches('/').split('/');
     let checked = match (parts.next(), parts.next(), parts.next()) {
         (Some("v1"), Some("containers"), Some(id)) if !id.is_empty() => {
-            state.lifecycle.check_container(&scope, id)
+            state.lifecycle.check_container(&scope, id).await
         }
         (Some("v1"), Some("deployments"), Some(name)) if !name.is_empty() => {
-            state.lifecycle.check_deployment(&scope, name)
+            state.lifecycle.check_deployment(&scope, name).await
         }
         _ => Ok(()),
     };

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use cove_store::{now_ms, Store, StoreError, TokenRow};
+use cove_store::{now_ms, StoreError, StoreHandle, TokenRow};
 use cove_types::{
     validate_workspace, CreatedToken, Scope, TokenInfo, WorkspaceLimits, DEFAULT_WORKSPACE,
 };
@@ -48,16 +48,17 @@ struct Entry {
 /// The admin token and the workspace tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct TokenCache {
-    store: Store,
+    store: StoreHandle,
     admin: [u8; 32],
     tokens: Arc<RwLock<Vec<Arc<Entry>>>>,
 }
 
 impl TokenCache {
     /// Loads the workspace tokens; `admin` is the daemon's own token.
-    pub fn load(store: Store, admin: &str) -> Result<TokenCache, StoreError> {
+    pub async fn load(store: StoreHandle, admin: &str) -> Result<TokenCache, StoreError> {
         let tokens = store
-            .list_tokens()?
+            .list_tokens()
+            .await?
             .into_iter()
             .filter_map(|r| entry_of(&r))
             .collect();
@@ -75,13 +76,13 @@ impl TokenCache {
 
     /// [`TokenCache::scope`], also recording the use in the database (at most once a
     /// minute per token). For API requests; the gateway uses [`TokenCache::scope`].
-    pub fn scope_recording_use(&self, token: &str) -> Option<Scope> {
+    pub async fn scope_recording_use(&self, token: &str) -> Option<Scope> {
         let (scope, entry) = self.check(token)?;
         if let Some(e) = entry {
             let used = e.used_at.load(Ordering::Relaxed);
             if used - e.persisted_at.load(Ordering::Relaxed) >= PERSIST_USE_MS {
                 e.persisted_at.store(used, Ordering::Relaxed);
-                if let Err(err) = self.store.set_token_used(&e.id, used) {
+                if let Err(err) = self.store.set_token_used(&e.id, used).await {
                     tracing::warn!(error = %err, token = %e.id, "cannot record a token's use");
                 }
             }
@@ -110,7 +111,7 @@ impl TokenCache {
     /// Makes a token for `workspace`, which must be given (`default` holds the admin's
     /// own things, so it is never chosen by omission); the secret is returned only here.
     /// `limits`, if given, are set on the workspace in the same transaction.
-    pub fn create(
+    pub async fn create(
         &self,
         name: &str,
         workspace: Option<&str>,
@@ -130,7 +131,7 @@ impl TokenCache {
             ))
         })?;
         validate_workspace(workspace).map_err(TokenError::Invalid)?;
-        if self.store.token_name_taken(name)? {
+        if self.store.token_name_taken(name).await? {
             return Err(TokenError::Taken(name.to_string()));
         }
         let mut raw = [0u8; 32];
@@ -145,16 +146,16 @@ impl TokenCache {
             last_used_at: None,
         };
         let limits = limits.map(cove_lifecycle::store_limits);
-        self.store
-            .insert_token(&row, limits.as_ref())
-            .map_err(|e| {
-                // Lost a race for the name with another create.
-                if self.store.token_name_taken(name).unwrap_or(false) {
+        if let Err(e) = self.store.insert_token(&row, limits.as_ref()).await {
+            // Lost a race for the name with another create.
+            return Err(
+                if self.store.token_name_taken(name).await.unwrap_or(false) {
                     TokenError::Taken(name.to_string())
                 } else {
                     TokenError::Store(e)
-                }
-            })?;
+                },
+            );
+        }
         if let Some(e) = entry_of(&row) {
             self.write().push(e);
         }
@@ -166,19 +167,20 @@ impl TokenCache {
     }
 
     /// Every token, by name, with its last use; never a secret.
-    pub fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
+    pub async fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
         let mem = self.read().clone();
         // Uses seen only by the gateway are written now, so they outlive a restart.
         for e in &mem {
             let used = e.used_at.load(Ordering::Relaxed);
             if used > e.persisted_at.load(Ordering::Relaxed) {
                 e.persisted_at.store(used, Ordering::Relaxed);
-                self.store.set_token_used(&e.id, used)?;
+                self.store.set_token_used(&e.id, used).await?;
             }
         }
         Ok(self
             .store
-            .list_tokens()?
+            .list_tokens()
+            .await?
             .iter()
             .map(|r| {
                 let used = mem
@@ -192,10 +194,11 @@ impl TokenCache {
     }
 
     /// Revokes the token with this id or name: from the next request on, it is refused.
-    pub fn revoke(&self, id_or_name: &str) -> Result<TokenInfo, TokenError> {
+    pub async fn revoke(&self, id_or_name: &str) -> Result<TokenInfo, TokenError> {
         let row = self
             .store
-            .delete_token(id_or_name)?
+            .delete_token(id_or_name)
+            .await?
             .ok_or_else(|| TokenError::NotFound(id_or_name.to_string()))?;
         self.write().retain(|e| e.id != row.id);
         tracing::info!(token = %row.id, name = %row.name, "token revoked");
@@ -255,56 +258,60 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn cache() -> TokenCache {
-        TokenCache::load(Store::open_in_memory().unwrap(), "admin-secret").unwrap()
+    fn store() -> StoreHandle {
+        std::sync::Arc::new(cove_store::SqliteStore::open_in_memory().unwrap())
     }
 
-    #[test]
-    fn create_check_revoke() {
-        let c = cache();
+    async fn cache() -> TokenCache {
+        TokenCache::load(store(), "admin-secret").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn create_check_revoke() {
+        let c = cache().await;
         assert_eq!(c.scope("admin-secret"), Some(Scope::Admin));
-        let t = c.create("ci", Some("team-a"), None).unwrap();
+        let t = c.create("ci", Some("team-a"), None).await.unwrap();
         assert!(t.secret.starts_with("cove_") && t.secret.len() == 5 + 64);
         assert_eq!(c.scope(&t.secret), Some(Scope::Workspace("team-a".into())));
         assert_eq!(c.scope("nope"), None);
         assert!(matches!(
-            c.create("ci", Some("w"), None),
+            c.create("ci", Some("w"), None).await,
             Err(TokenError::Taken(_))
         ));
         // No workspace is never `default` by omission.
-        match c.create("y", None, None) {
+        match c.create("y", None, None).await {
             Err(TokenError::Invalid(m)) => assert!(m.contains("`workspace`"), "{m}"),
             other => panic!("a token without a workspace: {other:?}"),
         }
         assert!(matches!(
-            c.create("Bad", None, None),
+            c.create("Bad", None, None).await,
             Err(TokenError::Invalid(_))
         ));
         assert!(matches!(
-            c.create("x", Some(""), None),
+            c.create("x", Some(""), None).await,
             Err(TokenError::Invalid(_))
         ));
         assert!(matches!(
-            c.create("tok-1", None, None),
+            c.create("tok-1", None, None).await,
             Err(TokenError::Invalid(_))
         ));
-        let listed = c.list().unwrap();
+        let listed = c.list().await.unwrap();
         assert_eq!(listed.len(), 1);
         assert!(listed[0].last_used_at.is_some());
-        c.revoke("ci").unwrap();
+        c.revoke("ci").await.unwrap();
         assert_eq!(c.scope(&t.secret), None);
-        assert!(matches!(c.revoke("ci"), Err(TokenError::NotFound(_))));
+        assert!(matches!(c.revoke("ci").await, Err(TokenError::NotFound(_))));
     }
 
-    #[test]
-    fn only_the_hash_is_stored_and_a_reload_knows_it() {
-        let store = Store::open_in_memory().unwrap();
-        let c = TokenCache::load(store.clone(), "a").unwrap();
-        let t = c.create("ci", Some("w"), None).unwrap();
-        let row = &store.list_tokens().unwrap()[0];
+    #[tokio::test]
+    async fn only_the_hash_is_stored_and_a_reload_knows_it() {
+        let store = store();
+        let c = TokenCache::load(store.clone(), "a").await.unwrap();
+        let t = c.create("ci", Some("w"), None).await.unwrap();
+        let row = &store.list_tokens().await.unwrap()[0];
         assert!(!row.hash.contains(&t.secret[5..]));
         assert_eq!(row.hash, hex::encode(sha256(&t.secret)));
-        let again = TokenCache::load(store, "a").unwrap();
+        let again = TokenCache::load(store, "a").await.unwrap();
         assert_eq!(again.scope(&t.secret), Some(Scope::Workspace("w".into())));
     }
 

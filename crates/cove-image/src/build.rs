@@ -142,9 +142,7 @@ impl ImageStore {
     pub fn commit_upper(&self, parent: &Image, c: &LayerCommit<'_>) -> Result<Image, ImageError> {
         let inner = &self.inner;
         let reference = Self::normalize(c.reference)?;
-        let row = inner
-            .db
-            .get_image(&parent.reference)?
+        let row = crate::wait(inner.db.get_image(&parent.reference))??
             .ok_or_else(|| ImageError::NotFound(parent.reference.clone()))?;
         let mut layers = parse_layers(&row)?;
 
@@ -246,7 +244,7 @@ impl ImageStore {
             &cfg,
             &layers,
         )?;
-        inner.commit(row)
+        crate::wait(inner.commit(row))?
     }
 }
 
@@ -270,8 +268,11 @@ mod tests {
     #[test]
     fn build_contexts_are_checked_before_they_are_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            ImageStore::open(dir.path(), cove_store::Store::open_in_memory().unwrap()).unwrap();
+        let store = ImageStore::open(
+            dir.path(),
+            std::sync::Arc::new(cove_store::SqliteStore::open_in_memory().unwrap()),
+        )
+        .unwrap();
         let upload = dir.path().join("upload.tar");
         std::fs::write(&upload, tar_with(b"../escape")).unwrap();
         let err = store.store_build_context(&upload).unwrap_err();

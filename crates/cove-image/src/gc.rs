@@ -16,19 +16,24 @@ impl ImageStore {
     /// image references, `in_use(diff_id)` does not claim, and no overlay mount
     /// on the machine uses as a lowerdir.
     #[tracing::instrument(skip(self, in_use))]
-    pub fn remove(&self, reference: &str, in_use: &dyn Fn(&str) -> bool) -> Result<(), ImageError> {
+    pub async fn remove(
+        &self,
+        reference: &str,
+        in_use: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(), ImageError> {
         let key = Self::normalize(reference)?;
-        let _gc = self.inner.gc.lock().unwrap_or_else(|p| p.into_inner());
+        let _gc = self.inner.gc.lock().await;
         let row = self
             .inner
             .db
-            .get_image(&key)?
+            .get_image(&key)
+            .await?
             .ok_or_else(|| ImageError::NotFound(key.clone()))?;
         let layers = parse_layers(&row)?;
-        self.inner.db.delete_image(&key)?;
+        self.inner.db.delete_image(&key).await?;
         let mut keep_blobs = HashSet::new();
         let mut keep_layers = HashSet::new();
-        for other in self.inner.db.list_images()? {
+        for other in self.inner.db.list_images().await? {
             keep_blobs.insert(other.config_digest.clone());
             for l in parse_layers(&other)? {
                 keep_blobs.insert(l.blob);

@@ -91,7 +91,7 @@ impl ImageStore {
         let mut before = Vec::new();
         for p in &prepared.0 {
             for name in &p.names {
-                let previous = self.inner.db.get_image(name);
+                let previous = self.inner.db.get_image(name).await;
                 let installed = match previous {
                     Ok(previous) => install(
                         &self.inner,
@@ -112,7 +112,7 @@ impl ImageStore {
                         out.push(img);
                     }
                     Err(e) => {
-                        self.undo_import(&before);
+                        self.undo_import(&before).await;
                         return Err(e);
                     }
                 }
@@ -122,11 +122,11 @@ impl ImageStore {
     }
 
     /// Puts back the rows a failed import replaced, newest first.
-    fn undo_import(&self, before: &[(String, Option<cove_store::ImageRow>)]) {
+    async fn undo_import(&self, before: &[(String, Option<cove_store::ImageRow>)]) {
         for (name, previous) in before.iter().rev() {
             let res = match previous {
-                Some(row) => self.inner.db.put_image(row),
-                None => self.inner.db.delete_image(name).map(|_| ()),
+                Some(row) => self.inner.db.put_image(row).await,
+                None => self.inner.db.delete_image(name).await.map(|_| ()),
             };
             if let Err(e) = res {
                 tracing::warn!(image = %name, error = %e, "undoing a failed import");

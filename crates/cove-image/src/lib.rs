@@ -40,6 +40,7 @@ pub mod reference;
 mod store;
 mod sync_files;
 mod unpack;
+mod wait;
 mod whiteout;
 
 pub use build::{build_step_keys, LayerCommit};
@@ -48,6 +49,7 @@ pub use error::ImageError;
 pub use import::PreparedImport;
 pub use store::{Image, ImageStore, ImageStoreOptions};
 pub use sync_files::SyncFilesError;
+pub(crate) use wait::wait;
 
 /// Unpacks an uncompressed layer tar into `dest` with every safety check the
 /// pull path uses. Exposed for tests and tools.

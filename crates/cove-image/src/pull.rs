@@ -266,5 +266,5 @@ pub(crate) async fn install(
         &config,
         &stored,
     )?;
-    inner.commit(row)
+    inner.commit(row).await
 }

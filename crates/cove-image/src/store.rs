@@ -2,7 +2,7 @@
 //! unpacked layers, and garbage collection.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -54,11 +54,11 @@ pub(crate) struct Inner {
     pub layers_dir: PathBuf,
     pub tmp: PathBuf,
     pub empty: PathBuf,
-    pub db: cove_store::Store,
+    pub db: cove_store::StoreHandle,
     pub insecure: RwLock<Vec<String>>,
     /// Held while committing an image row and while garbage-collecting, so a
     /// GC never deletes a layer that a finishing pull is about to reference.
-    pub gc: Mutex<()>,
+    pub gc: tokio::sync::Mutex<()>,
     /// `<data_dir>/disk-pool`.
     pub disk_pool_dir: PathBuf,
     /// Pod disks formatted ahead, once [`ImageStore::start_disk_pool`] ran.
@@ -72,13 +72,13 @@ fn mkdir(p: &Path) -> Result<(), ImageError> {
 impl ImageStore {
     /// Opens the store under `<data_dir>/images`, removing temp files left by
     /// interrupted pulls.
-    pub fn open(data_dir: &Path, store: cove_store::Store) -> Result<ImageStore, ImageError> {
+    pub fn open(data_dir: &Path, store: cove_store::StoreHandle) -> Result<ImageStore, ImageError> {
         Self::open_with(data_dir, store, ImageStoreOptions::default())
     }
 
     pub fn open_with(
         data_dir: &Path,
-        store: cove_store::Store,
+        store: cove_store::StoreHandle,
         options: ImageStoreOptions,
     ) -> Result<ImageStore, ImageError> {
         let root = data_dir.join("images");
@@ -106,7 +106,7 @@ impl ImageStore {
                 empty,
                 db: store,
                 insecure: RwLock::new(options.insecure_registries),
-                gc: Mutex::new(()),
+                gc: tokio::sync::Mutex::new(()),
                 disk_pool_dir: pool_dir,
                 disk_pool: OnceLock::new(),
             }),
@@ -128,9 +128,9 @@ impl ImageStore {
     }
 
     /// The local image for `reference`, if pulled and complete.
-    pub fn get(&self, reference: &str) -> Result<Option<Image>, ImageError> {
+    pub async fn get(&self, reference: &str) -> Result<Option<Image>, ImageError> {
         let key = Self::normalize(reference)?;
-        let Some(row) = self.inner.db.get_image(&key)? else {
+        let Some(row) = self.inner.db.get_image(&key).await? else {
             return Ok(None);
         };
         let image = image_from_row(&row)?;
@@ -142,10 +142,11 @@ impl ImageStore {
         Ok(complete.then_some(image))
     }
 
-    pub fn list(&self) -> Result<Vec<cove_types::ImageInfo>, ImageError> {
+    pub async fn list(&self) -> Result<Vec<cove_types::ImageInfo>, ImageError> {
         self.inner
             .db
-            .list_images()?
+            .list_images()
+            .await?
             .into_iter()
             .map(|row| {
                 let layers: Vec<StoredLayer> = parse_layers(&row)?;
@@ -168,7 +169,7 @@ impl ImageStore {
         auth: Option<&cove_types::RegistryAuth>,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Image, ImageError> {
-        match self.get(reference)? {
+        match self.get(reference).await? {
             Some(i) => Ok(i),
             None => self.pull(reference, auth, progress).await,
         }
@@ -286,8 +287,8 @@ impl Inner {
     }
 
     /// Writes the row; checks under the GC lock that every layer is still there.
-    pub fn commit(&self, row: cove_store::ImageRow) -> Result<Image, ImageError> {
-        let _gc = self.gc.lock().unwrap_or_else(|p| p.into_inner());
+    pub async fn commit(&self, row: cove_store::ImageRow) -> Result<Image, ImageError> {
+        let _gc = self.gc.lock().await;
         let image = image_from_row(&row)?;
         for l in &image.layers {
             if !self.layer_dir(l)?.is_dir() {
@@ -296,7 +297,7 @@ impl Inner {
                 )));
             }
         }
-        self.db.put_image(&row)?;
+        self.db.put_image(&row).await?;
         Ok(image)
     }
 }

@@ -14,7 +14,11 @@ fn digest(data: &[u8]) -> String {
 
 fn store() -> (tempfile::TempDir, ImageStore) {
     let dir = tempfile::tempdir().unwrap();
-    let s = ImageStore::open(dir.path(), cove_store::Store::open_in_memory().unwrap()).unwrap();
+    let s = ImageStore::open(
+        dir.path(),
+        std::sync::Arc::new(cove_store::SqliteStore::open_in_memory().unwrap()),
+    )
+    .unwrap();
     (dir, s)
 }
 

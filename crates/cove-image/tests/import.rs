@@ -22,7 +22,7 @@ async fn oci_layout_dir_and_archive() {
     assert_eq!(imgs.len(), 1);
     assert_eq!(imgs[0].reference, "docker.io/local/busybox:1");
     assert_eq!(imgs[0].layers.len(), 2);
-    assert!(env.images.get("local/busybox:1").unwrap().is_some());
+    assert!(env.images.get("local/busybox:1").await.unwrap().is_some());
 
     // The same layout as a tar (an OCI archive).
     let tarball = env.dir.path().join("oci.tar");
@@ -38,7 +38,7 @@ async fn oci_layout_dir_and_archive() {
         .await
         .expect("import archive");
     assert_eq!(imgs2[0].layers, imgs[0].layers);
-    assert_eq!(env.images.list().unwrap().len(), 2);
+    assert_eq!(env.images.list().await.unwrap().len(), 2);
     // The extraction dir is gone.
     assert_eq!(
         std::fs::read_dir(env.dir.path().join("images/tmp"))

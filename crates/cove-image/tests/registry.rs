@@ -27,8 +27,8 @@ async fn pull_get_list_mount_remove() {
         .iter()
         .any(|l| l.starts_with("Pulling ")));
 
-    assert_eq!(env.images.get(&name).unwrap().as_ref(), Some(&img));
-    let list = env.images.list().unwrap();
+    assert_eq!(env.images.get(&name).await.unwrap().as_ref(), Some(&img));
+    let list = env.images.list().await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].layers, 2);
     // ensure() is local once pulled; a second pull reuses blobs and layers.
@@ -53,11 +53,11 @@ async fn pull_get_list_mount_remove() {
 
     // A mounted layer survives GC even if the caller says it is unused.
     let layer0 = env.images.layer_path(&img.layers[0]).unwrap();
-    env.images.remove(&name, &|_| false).expect("remove");
+    env.images.remove(&name, &|_| false).await.expect("remove");
     assert!(layer0.is_dir(), "mounted layer was collected");
-    assert!(env.images.get(&name).unwrap().is_none());
+    assert!(env.images.get(&name).await.unwrap().is_none());
     assert!(matches!(
-        env.images.remove(&name, &|_| false),
+        env.images.remove(&name, &|_| false).await,
         Err(ImageError::NotFound(_))
     ));
 
@@ -73,7 +73,7 @@ async fn pull_get_list_mount_remove() {
         .pull(&name, None, &quiet)
         .await
         .expect("pull again");
-    env.images.remove(&name, &|_| false).expect("remove");
+    env.images.remove(&name, &|_| false).await.expect("remove");
     for l in &img.layers {
         assert!(!env.images.layer_path(l).unwrap().exists());
     }
@@ -90,7 +90,7 @@ async fn in_use_layers_and_shared_layers_are_kept() {
     let b = reg.push(&layout, "latest", "b", &[]);
     let img = env.images.pull(&a, None, &quiet).await.unwrap();
     env.images.pull(&b, None, &quiet).await.unwrap();
-    env.images.remove(&a, &|_| false).unwrap();
+    env.images.remove(&a, &|_| false).await.unwrap();
     for l in &img.layers {
         assert!(
             env.images.layer_path(l).unwrap().is_dir(),
@@ -98,7 +98,7 @@ async fn in_use_layers_and_shared_layers_are_kept() {
         );
     }
     let top = img.layers[1].clone();
-    env.images.remove(&b, &|k| k == top).unwrap();
+    env.images.remove(&b, &|k| k == top).await.unwrap();
     assert!(env.images.layer_path(&img.layers[1]).unwrap().is_dir());
     assert!(!env.images.layer_path(&img.layers[0]).unwrap().exists());
 }
@@ -120,7 +120,7 @@ async fn docker_v2s2_and_zstd() {
     let img2 = env.images.pull(&z, None, &quiet).await.expect("pull zstd");
     // Same uncompressed layers, whatever the compression.
     assert_eq!(img.layers, img2.layers);
-    let row = env.images.list().unwrap();
+    let row = env.images.list().await.unwrap();
     assert_eq!(row.len(), 2);
 }
 

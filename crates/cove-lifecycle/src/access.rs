@@ -12,13 +12,19 @@ use crate::{Lifecycle, LifecycleError};
 
 impl Lifecycle {
     /// Fails with `ContainerNotFound` unless container `id` exists and `scope` may use it.
-    pub fn check_container(&self, scope: &Scope, id: &str) -> Result<(), LifecycleError> {
+    pub async fn check_container(&self, scope: &Scope, id: &str) -> Result<(), LifecycleError> {
         let not_found = || LifecycleError::ContainerNotFound(id.to_string());
-        let row = self.inner.store.get_container(id)?.ok_or_else(not_found)?;
+        let row = self
+            .inner
+            .store
+            .get_container(id)
+            .await?
+            .ok_or_else(not_found)?;
         let pod = self
             .inner
             .store
-            .get_pod(&row.pod_id)?
+            .get_pod(&row.pod_id)
+            .await?
             .ok_or_else(not_found)?;
         if scope.can_access(&pod.workspace) {
             Ok(())
@@ -28,38 +34,41 @@ impl Lifecycle {
     }
 
     /// Fails with `DeploymentNotFound` unless deployment `name` exists and `scope` may use it.
-    pub fn check_deployment(&self, scope: &Scope, name: &str) -> Result<(), LifecycleError> {
-        match self.inner.store.get_deployment_by_name(name)? {
+    pub async fn check_deployment(&self, scope: &Scope, name: &str) -> Result<(), LifecycleError> {
+        match self.inner.store.get_deployment_by_name(name).await? {
             Some(row) if scope.can_access(&row.workspace) => Ok(()),
             _ => Err(LifecycleError::DeploymentNotFound(name.to_string())),
         }
     }
 
     /// [`Lifecycle::list_containers`], only those `scope` may see.
-    pub fn list_containers_in(
+    pub async fn list_containers_in(
         &self,
         scope: &Scope,
         all: bool,
     ) -> Result<Vec<Container>, LifecycleError> {
-        let mut list = self.list_containers(all)?;
+        let mut list = self.list_containers(all).await?;
         list.retain(|c| scope.can_access(&c.workspace));
         Ok(list)
     }
 
     /// [`Lifecycle::list_deployments`], only those `scope` may see.
-    pub fn list_deployments_in(&self, scope: &Scope) -> Result<Vec<Deployment>, LifecycleError> {
-        let mut list = self.list_deployments()?;
+    pub async fn list_deployments_in(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<Deployment>, LifecycleError> {
+        let mut list = self.list_deployments().await?;
         list.retain(|d| scope.can_access(&d.workspace));
         Ok(list)
     }
 
     /// Guards a pod's own key in the gateway if its spec asks for it (a deployment's
     /// key is guarded by [`Lifecycle::guard_deployment`] instead).
-    pub(crate) fn guard_pod(&self, pod_id: &str, spec: &ValidPodSpec) {
+    pub(crate) async fn guard_pod(&self, pod_id: &str, spec: &ValidPodSpec) {
         if !spec.authorized || self.placement(pod_id).deployment_id.is_some() {
             return;
         }
-        match self.inner.store.get_pod(pod_id) {
+        match self.inner.store.get_pod(pod_id).await {
             Ok(Some(pod)) => self.inner.routes.access().guard(pod_id, &pod.workspace),
             // Fail closed: a workspace nobody's token has.
             other => {
@@ -81,11 +90,11 @@ impl Lifecycle {
 
     /// Guards (or opens) a deployment's key as its current version's stored spec says
     /// (at start). An unreadable spec fails closed.
-    pub(crate) fn guard_deployment_current(&self, row: &DeploymentRow) {
-        let pod = row
-            .pod_id
-            .as_deref()
-            .and_then(|id| self.inner.store.get_pod(id).ok().flatten());
+    pub(crate) async fn guard_deployment_current(&self, row: &DeploymentRow) {
+        let pod = match row.pod_id.as_deref() {
+            Some(id) => self.inner.store.get_pod(id).await.ok().flatten(),
+            None => None,
+        };
         let spec = pod.and_then(|p| crate::specs::pod_spec(&p).ok());
         match spec {
             Some(spec) => self.guard_deployment(row, &spec),

@@ -77,7 +77,7 @@ impl Lifecycle {
         let mut start = 0;
         let mut current = base.clone();
         for i in (1..keys.len()).rev() {
-            if let Some(img) = self.cached_step(&keys[i])? {
+            if let Some(img) = self.cached_step(&keys[i]).await? {
                 start = i;
                 current = img;
                 break;
@@ -85,7 +85,7 @@ impl Lifecycle {
         }
         if start == steps.len() {
             sink(BuildEvent::Progress("Using cached image".into()));
-            return self.image_info_of(&current.reference);
+            return self.image_info_of(&current.reference).await;
         }
         for (i, step) in steps.iter().enumerate().take(start) {
             sink(BuildEvent::Progress(format!(
@@ -110,39 +110,39 @@ impl Lifecycle {
                 .await
             {
                 Ok(img) => {
-                    if let Err(e) = self.inner.store.put_build(key, &img.reference) {
+                    if let Err(e) = self.inner.store.put_build(key, &img.reference).await {
                         made.push((key.clone(), img.reference));
-                        self.forget_builds(&made);
+                        self.forget_builds(&made).await;
                         return Err(e.into());
                     }
                     made.push((key.clone(), img.reference.clone()));
                     current = img;
                 }
                 Err(e) => {
-                    self.forget_builds(&made);
+                    self.forget_builds(&made).await;
                     return Err(e);
                 }
             }
         }
         info!(reference = %current.reference, "image built");
-        self.image_info_of(&current.reference)
+        self.image_info_of(&current.reference).await
     }
 
     /// The image recorded for `key`, if the row and the image are both there.
-    fn cached_step(&self, key: &str) -> Result<Option<Image>, LifecycleError> {
-        let Some(row) = self.inner.store.get_build(key)? else {
+    async fn cached_step(&self, key: &str) -> Result<Option<Image>, LifecycleError> {
+        let Some(row) = self.inner.store.get_build(key).await? else {
             return Ok(None);
         };
-        Ok(self.inner.images.get(&row.image_reference)?)
+        Ok(self.inner.images.get(&row.image_reference).await?)
     }
 
     /// Removes what a failed build made: its rows and images, newest first.
-    fn forget_builds(&self, made: &[(String, String)]) {
+    async fn forget_builds(&self, made: &[(String, String)]) {
         for (key, reference) in made.iter().rev() {
-            if let Err(e) = self.inner.store.delete_build(key) {
+            if let Err(e) = self.inner.store.delete_build(key).await {
                 warn!(error = %e, "cannot forget build step");
             }
-            if let Err(e) = self.inner.images.remove(reference, &|_| false) {
+            if let Err(e) = self.inner.images.remove(reference, &|_| false).await {
                 warn!(error = %e, %reference, "cannot remove the image of a failed build");
             }
         }
@@ -167,10 +167,11 @@ impl Lifecycle {
         self.inner.images.has_build_context(digest)
     }
 
-    fn image_info_of(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
+    async fn image_info_of(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
         self.inner
             .images
-            .list()?
+            .list()
+            .await?
             .into_iter()
             .find(|i| i.reference == reference)
             .ok_or_else(|| LifecycleError::Internal(format!("image {reference} vanished")))

@@ -39,13 +39,13 @@ impl Lifecycle {
         spec.isolation
             .get_or_insert(self.inner.cfg.default_isolation);
         // Before pulling anything; the check that counts is made with the insert below.
-        let admission = self.precheck(workspace, &spec)?;
+        let admission = self.precheck(workspace, &spec).await?;
         self.claim_image(workspace, &spec.image, req.registry_auth.as_ref(), progress)
             .await?;
         let (image, args) = self
             .image_and_args(&spec, req.registry_auth.as_ref(), progress)
             .await?;
-        self.hold_image(workspace, &image.reference)?;
+        self.hold_image(workspace, &image.reference).await?;
         let pod_id = uuid::Uuid::new_v4().to_string();
         let id = format!(
             "pod-{pod_id}-{}",
@@ -76,21 +76,24 @@ impl Lifecycle {
             ended_at: None,
             last_active_at: None,
         };
-        self.inner.store.insert_pod(&pod, &row, Some(&admission))?;
+        self.inner
+            .store
+            .insert_pod(&pod, &row, Some(&admission))
+            .await?;
         progress("Creating container".to_string());
         match self.start_container(&id, &spec, &image, args).await {
             Ok(()) => {}
             Err(e) => {
                 warn!(container = %id, error = %e, "create failed; rolling back");
                 self.release_resources(&id).await;
-                if let Err(se) = self.inner.store.delete_pod(&pod_id) {
+                if let Err(se) = self.inner.store.delete_pod(&pod_id).await {
                     warn!(error = %se, "could not delete rows of a failed pod");
                 }
                 let _ = std::fs::remove_dir_all(self.container_dir(&id));
                 return Err(e);
             }
         }
-        self.container(&id)
+        self.container(&id).await
     }
 
     /// Mounts, attaches and starts container `id`, then routes to it.
@@ -143,10 +146,12 @@ impl Lifecycle {
         let now = now_ms();
         self.inner
             .store
-            .set_running(id, &attachment.address.to_string(), started.shim_pid, now)?;
-        let pod_id = self.pod_id_of(id)?;
+            .set_running(id, &attachment.address.to_string(), started.shim_pid, now)
+            .await?;
+        let pod_id = self.pod_id_of(id).await?;
         info!(container = %id, address = %attachment.address, "container running");
-        self.adopt(id, &pod_id, attachment.address, spec, now, started.shim_pid);
+        self.adopt(id, &pod_id, attachment.address, spec, now, started.shim_pid)
+            .await;
         Ok(())
     }
 
@@ -189,7 +194,7 @@ impl Lifecycle {
     }
 
     /// Puts a running container under watch: route table, idle timer, exit watcher.
-    pub(crate) fn adopt(
+    pub(crate) async fn adopt(
         &self,
         id: &str,
         pod_id: &str,
@@ -221,17 +226,18 @@ impl Lifecycle {
             },
         );
         // Guarded before it is routed: an authorized pod is never open, not even briefly.
-        self.guard_pod(pod_id, spec);
+        self.guard_pod(pod_id, spec).await;
         if place.route_now {
             self.inner.routes.insert(&place.route_key, target);
         }
         self.watch_exit(id.to_string(), shim_pid, done_tx);
     }
 
-    pub(crate) fn pod_id_of(&self, id: &str) -> Result<String, LifecycleError> {
+    pub(crate) async fn pod_id_of(&self, id: &str) -> Result<String, LifecycleError> {
         self.inner
             .store
-            .get_container(id)?
+            .get_container(id)
+            .await?
             .map(|c| c.pod_id)
             .ok_or_else(|| LifecycleError::ContainerNotFound(id.to_string()))
     }
@@ -265,7 +271,7 @@ impl Lifecycle {
         auth: Option<&cove_types::RegistryAuth>,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<(Image, Vec<String>), LifecycleError> {
-        let image = match self.inner.images.get(&spec.image)? {
+        let image = match self.inner.images.get(&spec.image).await? {
             Some(image) => {
                 progress("Using cached image".to_string());
                 image

@@ -104,13 +104,13 @@ impl Lifecycle {
     }
 
     /// Loads deployments into memory (at start, before containers are re-adopted).
-    pub(crate) fn load_deployments(&self) -> Result<(), LifecycleError> {
-        for row in self.inner.store.list_deployments()? {
+    pub(crate) async fn load_deployments(&self) -> Result<(), LifecycleError> {
+        for row in self.inner.store.list_deployments().await? {
             self.remember(&row);
             if let Some(pod_id) = &row.pod_id {
                 self.set_placement(pod_id, Some(placement_of(&row)));
             }
-            self.guard_deployment_current(&row);
+            self.guard_deployment_current(&row).await;
         }
         Ok(())
     }
@@ -118,14 +118,14 @@ impl Lifecycle {
     /// Before a container of `pod` is re-adopted after a restart: `Some(reason)`
     /// if it must be stopped instead of served (a replaced version, or a
     /// deployment deleted or stopped while its stop was interrupted).
-    pub(crate) fn stale_on_restart(
+    pub(crate) async fn stale_on_restart(
         &self,
         pod: &PodRow,
     ) -> Result<Option<&'static str>, LifecycleError> {
         let Some(dep_id) = &pod.deployment_id else {
             return Ok(None);
         };
-        let reason = match self.inner.store.get_deployment(dep_id)? {
+        let reason = match self.inner.store.get_deployment(dep_id).await? {
             None => "deployment deleted",
             Some(row) if row.pod_id.as_deref() != Some(pod.id.as_str()) => {
                 "replaced by a newer version"
@@ -168,14 +168,14 @@ impl Lifecycle {
     ) -> Result<Deployment, LifecycleError> {
         let spec = validate_deploy(req)?;
         // Before pulling anything (a new version is checked again in its own workspace).
-        self.precheck(workspace, &spec)?;
+        self.precheck(workspace, &spec).await?;
         let auth = req.registry_auth.as_ref();
         self.claim_image(workspace, &spec.image, auth, progress)
             .await?;
         let deployment = self
             .deploy_spec_in(Some(workspace), &spec, auth, progress)
             .await?;
-        self.hold_image(workspace, &spec.image)?;
+        self.hold_image(workspace, &spec.image).await?;
         Ok(deployment)
     }
 
@@ -201,7 +201,7 @@ impl Lifecycle {
         let name = spec.name.clone().unwrap_or_default();
         let (image, args) = self.image_and_args(spec, auth, progress).await?;
         let _deploying = self.inner.deploys.deploy.lock().await;
-        match self.inner.store.get_deployment_by_name(&name)? {
+        match self.inner.store.get_deployment_by_name(&name).await? {
             // Names make URLs, so they are unique across workspaces.
             Some(row) if workspace.is_some_and(|ws| ws != row.workspace) => {
                 Err(LifecycleError::Conflict(format!(
@@ -240,10 +240,11 @@ impl Lifecycle {
             workspace: workspace.to_string(),
         };
         let (pod, ctr) = version_rows(&row, &pod_id, spec, image, now)?;
-        let admission = self.admission(workspace, spec)?;
+        let admission = self.admission(workspace, spec).await?;
         self.inner
             .store
-            .insert_deployment(&row, &pod, &ctr, Some(&admission))?;
+            .insert_deployment(&row, &pod, &ctr, Some(&admission))
+            .await?;
         let entry = self.remember(&row);
         let _op = entry.op.lock().await;
         self.set_placement(&pod_id, Some(placement_of(&row)));
@@ -255,13 +256,13 @@ impl Lifecycle {
             self.undo_version(&ctr.id, &pod_id).await;
             self.forget(&row.url_key);
             self.inner.routes.access().unguard(&row.url_key);
-            if let Err(se) = self.inner.store.delete_deployment(&row.id) {
+            if let Err(se) = self.inner.store.delete_deployment(&row.id).await {
                 warn!(error = %se, "could not delete the row of a failed deployment");
             }
             return Err(e);
         }
         info!(deployment = %name, key = %row.url_key, "deployment created");
-        self.deployment_view(&row)
+        self.deployment_view(&row).await
     }
 
     async fn new_version(
@@ -275,7 +276,7 @@ impl Lifecycle {
         let entry = self.remember(&row);
         let _op = entry.op.lock().await;
         // It may have been deleted while this waited for the lock.
-        let Some(row) = self.inner.store.get_deployment(&row.id)? else {
+        let Some(row) = self.inner.store.get_deployment(&row.id).await? else {
             self.forget(&row.url_key);
             return Err(LifecycleError::Conflict(format!(
                 "deployment {} was deleted meanwhile: deploy again",
@@ -286,8 +287,11 @@ impl Lifecycle {
         let now = now_ms();
         let pod_id = uuid::Uuid::new_v4().to_string();
         let (pod, ctr) = version_rows(&row, &pod_id, spec, image, now)?;
-        let admission = self.admission(&row.workspace, spec)?;
-        self.inner.store.insert_pod(&pod, &ctr, Some(&admission))?;
+        let admission = self.admission(&row.workspace, spec).await?;
+        self.inner
+            .store
+            .insert_pod(&pod, &ctr, Some(&admission))
+            .await?;
         let place = Placement {
             route_now: false,
             ..placement_of(&row)
@@ -320,10 +324,12 @@ impl Lifecycle {
         let at = now_ms();
         self.inner
             .store
-            .set_deployment_version(&row.id, version, &pod_id, at)?;
+            .set_deployment_version(&row.id, version, &pod_id, at)
+            .await?;
         self.inner
             .store
-            .set_deployment_status(&row.id, DeploymentStatus::Active.as_str(), at)?;
+            .set_deployment_status(&row.id, DeploymentStatus::Active.as_str(), at)
+            .await?;
         if let Some(prev) = &row.pod_id {
             self.set_placement(prev, None);
         }
@@ -334,9 +340,10 @@ impl Lifecycle {
         let row = self
             .inner
             .store
-            .get_deployment(&row.id)?
+            .get_deployment(&row.id)
+            .await?
             .ok_or_else(|| LifecycleError::DeploymentNotFound(row.name.clone()))?;
-        self.deployment_view(&row)
+        self.deployment_view(&row).await
     }
 
     /// Stops a replaced container once its requests in flight have ended (or
@@ -358,7 +365,7 @@ impl Lifecycle {
     async fn undo_version(&self, ctr_id: &str, pod_id: &str) {
         self.release_resources(ctr_id).await;
         self.set_placement(pod_id, None);
-        if let Err(se) = self.inner.store.delete_pod(pod_id) {
+        if let Err(se) = self.inner.store.delete_pod(pod_id).await {
             warn!(error = %se, "could not delete the rows of a failed version");
         }
         let _ = std::fs::remove_dir_all(self.container_dir(ctr_id));

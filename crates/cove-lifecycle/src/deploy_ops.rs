@@ -8,58 +8,57 @@ use crate::{Lifecycle, LifecycleError};
 
 impl Lifecycle {
     /// Every deployment, by name.
-    pub fn list_deployments(&self) -> Result<Vec<Deployment>, LifecycleError> {
-        self.inner
-            .store
-            .list_deployments()?
-            .iter()
-            .map(|r| self.deployment_view(r))
-            .collect()
+    pub async fn list_deployments(&self) -> Result<Vec<Deployment>, LifecycleError> {
+        let rows = self.inner.store.list_deployments().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.deployment_view(r).await?);
+        }
+        Ok(out)
     }
 
     /// One deployment by name.
-    pub fn deployment(&self, name: &str) -> Result<Deployment, LifecycleError> {
-        self.deployment_view(&self.deployment_row(name)?)
+    pub async fn deployment(&self, name: &str) -> Result<Deployment, LifecycleError> {
+        let row = self.deployment_row(name).await?;
+        self.deployment_view(&row).await
     }
 
     /// Stops the deployment's containers and keeps it stopped: requests get 503
     /// until [`Lifecycle::start_deployment`].
     #[instrument(skip(self))]
     pub async fn stop_deployment(&self, name: &str) -> Result<Deployment, LifecycleError> {
-        let row = self.deployment_row(name)?;
+        let row = self.deployment_row(name).await?;
         let entry = self.remember(&row);
         let _op = entry.op.lock().await;
-        self.inner.store.set_deployment_status(
-            &row.id,
-            DeploymentStatus::Stopped.as_str(),
-            now_ms(),
-        )?;
+        self.inner
+            .store
+            .set_deployment_status(&row.id, DeploymentStatus::Stopped.as_str(), now_ms())
+            .await?;
         self.stop_all_of(&row, "deployment stopped").await?;
-        self.deployment(name)
+        self.deployment(name).await
     }
 
     /// Makes a stopped deployment serve again, starting its current version.
     #[instrument(skip(self))]
     pub async fn start_deployment(&self, name: &str) -> Result<Deployment, LifecycleError> {
-        let row = self.deployment_row(name)?;
+        let row = self.deployment_row(name).await?;
         let entry = self.remember(&row);
         let _op = entry.op.lock().await;
-        self.inner.store.set_deployment_status(
-            &row.id,
-            DeploymentStatus::Active.as_str(),
-            now_ms(),
-        )?;
+        self.inner
+            .store
+            .set_deployment_status(&row.id, DeploymentStatus::Active.as_str(), now_ms())
+            .await?;
         if self.inner.routes.get(&row.url_key).is_none() {
             self.start_version(&row).await?;
         }
-        self.deployment(name)
+        self.deployment(name).await
     }
 
     /// Stops a deployment's containers and removes it; its URL then answers 404.
     /// Its versions' pods and containers stay listed as history.
     #[instrument(skip(self))]
     pub async fn delete_deployment(&self, name: &str) -> Result<(), LifecycleError> {
-        let row = self.deployment_row(name)?;
+        let row = self.deployment_row(name).await?;
         let entry = self.remember(&row);
         let _op = entry.op.lock().await;
         // Unknown to the waker first, so no request wakes it while it stops.
@@ -70,7 +69,7 @@ impl Lifecycle {
         if let Some(pod_id) = &row.pod_id {
             self.set_placement(pod_id, None);
         }
-        self.inner.store.delete_deployment(&row.id)?;
+        self.inner.store.delete_deployment(&row.id).await?;
         Ok(())
     }
 
@@ -94,20 +93,20 @@ impl Lifecycle {
     }
 
     /// The URL key containers of `pod` are served under: its deployment's, or its own id.
-    pub(crate) fn url_key_of(&self, pod: &PodRow) -> Result<String, LifecycleError> {
+    pub(crate) async fn url_key_of(&self, pod: &PodRow) -> Result<String, LifecycleError> {
         if let Some(dep) = &pod.deployment_id {
-            if let Some(row) = self.inner.store.get_deployment(dep)? {
+            if let Some(row) = self.inner.store.get_deployment(dep).await? {
                 return Ok(row.url_key);
             }
         }
         Ok(pod.id.clone())
     }
 
-    pub(crate) fn deployment_view(
+    pub(crate) async fn deployment_view(
         &self,
         row: &DeploymentRow,
     ) -> Result<Deployment, LifecycleError> {
-        let (pod, spec) = self.current_version(row)?;
+        let (pod, spec) = self.current_version(row).await?;
         let pod_id = pod.id.clone();
         // The container the URL leads to, else any live one of the current version.
         let routed = self.inner.routes.get(&row.url_key);
@@ -125,7 +124,7 @@ impl Lifecycle {
                 .map(|(id, _)| (*id).clone())
         };
         let container = match live {
-            Some(id) => Some(self.container(&id)?),
+            Some(id) => Some(self.container(&id).await?),
             None => None,
         };
         Ok(Deployment {

@@ -11,12 +11,12 @@ use crate::{Lifecycle, LifecycleError};
 
 impl Lifecycle {
     /// Every kept version of deployment `name`, oldest first.
-    pub fn deployment_versions(
+    pub async fn deployment_versions(
         &self,
         name: &str,
     ) -> Result<Vec<DeploymentVersion>, LifecycleError> {
-        let row = self.deployment_row(name)?;
-        let pods = self.version_pods(&row)?;
+        let row = self.deployment_row(name).await?;
+        let pods = self.version_pods(&row).await?;
         pods.iter()
             .enumerate()
             .map(|(i, pod)| {
@@ -43,8 +43,8 @@ impl Lifecycle {
         version: Option<i64>,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Deployment, LifecycleError> {
-        let row = self.deployment_row(name)?;
-        let pods = self.version_pods(&row)?;
+        let row = self.deployment_row(name).await?;
+        let pods = self.version_pods(&row).await?;
         let current = pods
             .iter()
             .position(|p| row.pod_id.as_deref() == Some(p.id.as_str()))
@@ -78,17 +78,19 @@ impl Lifecycle {
             .await
     }
 
-    pub(crate) fn deployment_row(&self, name: &str) -> Result<DeploymentRow, LifecycleError> {
+    pub(crate) async fn deployment_row(&self, name: &str) -> Result<DeploymentRow, LifecycleError> {
         self.inner
             .store
-            .get_deployment_by_name(name)?
+            .get_deployment_by_name(name)
+            .await?
             .ok_or_else(|| LifecycleError::DeploymentNotFound(name.to_string()))
     }
 
-    fn version_pods(&self, row: &DeploymentRow) -> Result<Vec<PodRow>, LifecycleError> {
+    async fn version_pods(&self, row: &DeploymentRow) -> Result<Vec<PodRow>, LifecycleError> {
         Ok(self
             .inner
             .store
-            .deployment_versions(&row.id, row.pod_id.as_deref())?)
+            .deployment_versions(&row.id, row.pod_id.as_deref())
+            .await?)
     }
 }

@@ -57,6 +57,7 @@ impl Lifecycle {
             .inner
             .store
             .get_deployment(&entry.id)
+            .await
             .map_err(|e| failed(e.into()))?
             .ok_or(WakeError::NotFound)?;
         if row.status != DeploymentStatus::Active.as_str() {
@@ -65,7 +66,7 @@ impl Lifecycle {
                 entry.name
             )));
         }
-        let spec = self.version_spec(&row).map_err(failed)?;
+        let spec = self.version_spec(&row).await.map_err(failed)?;
         if !spec.ports.contains(&port) {
             return Err(WakeError::NotFound);
         }
@@ -77,30 +78,37 @@ impl Lifecycle {
             .ok_or_else(|| WakeError::Failed(format!("deployment {} ended as it woke", entry.name)))
     }
 
-    fn version_spec(&self, row: &DeploymentRow) -> Result<ValidPodSpec, LifecycleError> {
-        Ok(self.current_version(row)?.1)
+    async fn version_spec(&self, row: &DeploymentRow) -> Result<ValidPodSpec, LifecycleError> {
+        Ok(self.current_version(row).await?.1)
     }
 
     /// Starts a new container of the deployment's current version, routed under its key.
     /// The caller holds the deployment's `op` lock.
     pub(crate) async fn start_version(&self, row: &DeploymentRow) -> Result<(), LifecycleError> {
-        let spec = self.version_spec(row)?;
+        let spec = self.version_spec(row).await?;
         let pod_id = row.pod_id.clone().unwrap_or_default();
         let (image, args) = self.image_and_args(&spec, None, &|_| {}).await?;
         let ctr = new_container_row(&pod_id, &image.reference, now_ms());
-        let admission = self.admission(&row.workspace, &spec)?;
-        self.inner.store.insert_container(&ctr, Some(&admission))?;
+        let admission = self.admission(&row.workspace, &spec).await?;
+        self.inner
+            .store
+            .insert_container(&ctr, Some(&admission))
+            .await?;
         self.set_placement(&pod_id, Some(crate::deploy::placement_of(row)));
         if let Err(e) = self.start_container(&ctr.id, &spec, &image, args).await {
             warn!(container = %ctr.id, error = %e, "deployment start failed");
             self.release_resources(&ctr.id).await;
-            let _ = self.inner.store.set_finished(
-                &ctr.id,
-                ContainerStatus::Failed.as_str(),
-                None,
-                Some(&format!("could not start: {e}")),
-                now_ms(),
-            );
+            let _ = self
+                .inner
+                .store
+                .set_finished(
+                    &ctr.id,
+                    ContainerStatus::Failed.as_str(),
+                    None,
+                    Some(&format!("could not start: {e}")),
+                    now_ms(),
+                )
+                .await;
             return Err(e);
         }
         Ok(())

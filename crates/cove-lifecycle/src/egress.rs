@@ -27,7 +27,8 @@ impl Lifecycle {
         let row = self
             .inner
             .store
-            .get_container(id)?
+            .get_container(id)
+            .await?
             .ok_or_else(|| LifecycleError::ContainerNotFound(id.to_string()))?;
         if row.status != ContainerStatus::Running.as_str() || !self.live().contains_key(id) {
             return Err(LifecycleError::Conflict(format!(
@@ -35,10 +36,12 @@ impl Lifecycle {
                 row.status
             )));
         }
-        let pod =
-            self.inner.store.get_pod(&row.pod_id)?.ok_or_else(|| {
-                LifecycleError::Internal(format!("container {id} has no pod row"))
-            })?;
+        let pod = self
+            .inner
+            .store
+            .get_pod(&row.pod_id)
+            .await?
+            .ok_or_else(|| LifecycleError::Internal(format!("container {id} has no pod row")))?;
         let mut spec: ValidPodSpec = crate::specs::pod_spec(&pod)?;
         let previous = std::mem::replace(&mut spec.egress, policy.clone());
         let spec_json = serde_json::to_string(&spec)
@@ -70,7 +73,7 @@ impl Lifecycle {
             }
             done.push(cid);
         }
-        match self.inner.store.set_pod_spec(&pod.id, &spec_json) {
+        match self.inner.store.set_pod_spec(&pod.id, &spec_json).await {
             Ok(true) => {}
             Ok(false) => {
                 self.revert_egress(&done, &previous).await;
@@ -82,9 +85,8 @@ impl Lifecycle {
             }
         }
         let what = describe(&policy);
-        let _ = self.inner.store.add_event(Some(id), "egress", &what);
         info!(container = %id, egress = %what, "egress changed");
-        self.container(id)
+        self.container(id).await
     }
 
     /// Puts `previous` back on the containers a failed change already reached.

@@ -17,11 +17,12 @@ impl Lifecycle {
         let row = self
             .inner
             .store
-            .get_container(id)?
+            .get_container(id)
+            .await?
             .ok_or_else(|| LifecycleError::ContainerNotFound(id.to_string()))?;
         let live = self.live().get(id).cloned();
         let Some(live) = live else {
-            return self.container(&row.id);
+            return self.container(&row.id).await;
         };
         if live.deployment_id.is_some() {
             // A deployment's next request must wake a fresh container, not reach this one.
@@ -32,8 +33,8 @@ impl Lifecycle {
         if row.status != ContainerStatus::Stopping.as_str() {
             self.inner
                 .store
-                .set_status(id, ContainerStatus::Stopping.as_str(), Some(reason))?;
-            self.inner.store.add_event(Some(id), "stop", reason)?;
+                .set_status(id, ContainerStatus::Stopping.as_str(), Some(reason))
+                .await?;
         }
         self.inner
             .runtime
@@ -50,7 +51,7 @@ impl Lifecycle {
                 wait.as_secs()
             )));
         }
-        self.container(id)
+        self.container(id).await
     }
 
     /// Waits (in the background) for the container's shim to exit, then finishes it.
@@ -67,7 +68,7 @@ impl Lifecycle {
     /// Records how a container ended and removes everything it used except its logs.
     #[instrument(skip(self, status))]
     pub(crate) async fn finish(&self, id: &str, status: Result<ExitStatus, String>) {
-        let row = match self.inner.store.get_container(id) {
+        let row = match self.inner.store.get_container(id).await {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
@@ -104,23 +105,18 @@ impl Lifecycle {
                 self.inner.routes.access().unguard(&live.route_key);
             }
             if let Some(last) = live.activity.last_end_ms() {
-                let _ = self.inner.store.set_last_active(id, last);
+                let _ = self.inner.store.set_last_active(id, last).await;
             }
         }
         self.release_resources(id).await;
-        if let Err(e) = self.inner.store.set_finished(
-            id,
-            final_status.as_str(),
-            code,
-            reason.as_deref(),
-            now_ms(),
-        ) {
+        if let Err(e) = self
+            .inner
+            .store
+            .set_finished(id, final_status.as_str(), code, reason.as_deref(), now_ms())
+            .await
+        {
             warn!(error = %e, "cannot record the end of a container");
         }
-        let msg = reason
-            .clone()
-            .unwrap_or_else(|| final_status.as_str().to_string());
-        let _ = self.inner.store.add_event(Some(id), "end", &msg);
         info!(container = %id, status = final_status.as_str(), code = ?code, "container ended");
     }
 

@@ -16,10 +16,10 @@ use crate::{BuildSink, Lifecycle, LifecycleError};
 
 impl Lifecycle {
     /// The images `scope` may see (the admin sees every one).
-    pub fn list_images_in(&self, scope: &Scope) -> Result<Vec<ImageInfo>, LifecycleError> {
-        let mut all = self.list_images()?;
+    pub async fn list_images_in(&self, scope: &Scope) -> Result<Vec<ImageInfo>, LifecycleError> {
+        let mut all = self.list_images().await?;
         if let Scope::Workspace(ws) = scope {
-            let mine = self.inner.store.image_refs_of(ws)?;
+            let mine = self.inner.store.image_refs_of(ws).await?;
             all.retain(|i| mine.contains(&i.reference));
         }
         Ok(all)
@@ -34,7 +34,10 @@ impl Lifecycle {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<ImageInfo, LifecycleError> {
         let info = self.pull_image(reference, auth, progress).await?;
-        self.inner.store.add_image_ref(workspace, &info.reference)?;
+        self.inner
+            .store
+            .add_image_ref(workspace, &info.reference)
+            .await?;
         Ok(info)
     }
 
@@ -50,7 +53,7 @@ impl Lifecycle {
         let prepared = self.inner.images.prepare_import(path, reference).await?;
         if let Scope::Workspace(ws) = scope {
             for (name, digest) in prepared.names() {
-                self.check_import_name(ws, &name, &digest)?;
+                self.check_import_name(ws, &name, &digest).await?;
             }
         }
         let images = self.inner.images.install_import(prepared).await?;
@@ -58,15 +61,16 @@ impl Lifecycle {
         for i in &images {
             self.inner
                 .store
-                .add_image_ref(scope.workspace(), &i.reference)?;
-            out.push(self.image_info(&i.reference)?);
+                .add_image_ref(scope.workspace(), &i.reference)
+                .await?;
+            out.push(self.image_info(&i.reference).await?);
         }
         Ok(out)
     }
 
     /// Refuses an import by `workspace` that would change what another workspace or the
     /// build cache gets for `name`.
-    fn check_import_name(
+    async fn check_import_name(
         &self,
         workspace: &str,
         name: &str,
@@ -80,12 +84,12 @@ impl Lifecycle {
         if name.starts_with(BUILD_CACHE_PREFIX) {
             return refuse("names under localhost/cove-build/ are the build cache's");
         }
-        let mine = self.inner.store.has_image_ref(workspace, name)?;
-        if self.inner.store.image_ref_holders(name)? > i64::from(mine) {
+        let mine = self.inner.store.has_image_ref(workspace, name).await?;
+        if self.inner.store.image_ref_holders(name).await? > i64::from(mine) {
             return refuse("another workspace holds that name");
         }
         if !mine {
-            if let Some(row) = self.inner.store.get_image(name)? {
+            if let Some(row) = self.inner.store.get_image(name).await? {
                 if row.digest != digest {
                     return refuse("that name already names other content");
                 }
@@ -113,39 +117,52 @@ impl Lifecycle {
         .await?;
         let info = self.build_image(req, sink).await?;
         let base = ImageStore::normalize(&req.base_image)?;
-        self.inner.store.add_image_ref(workspace, &base)?;
-        self.inner.store.add_image_ref(workspace, &info.reference)?;
+        self.inner.store.add_image_ref(workspace, &base).await?;
+        self.inner
+            .store
+            .add_image_ref(workspace, &info.reference)
+            .await?;
         Ok(info)
     }
 
     /// Removes `scope`'s reference: the image itself goes once no workspace holds it (the
     /// admin removes it outright). Another workspace's reference is "not found".
-    pub fn remove_image_in(&self, scope: &Scope, reference: &str) -> Result<(), LifecycleError> {
+    pub async fn remove_image_in(
+        &self,
+        scope: &Scope,
+        reference: &str,
+    ) -> Result<(), LifecycleError> {
         let normalized = ImageStore::normalize(reference)?;
         let ws = match scope {
             Scope::Admin => {
-                self.remove_image(reference)?;
-                self.inner.store.remove_image_ref(None, &normalized)?;
+                self.remove_image(reference).await?;
+                self.inner.store.remove_image_ref(None, &normalized).await?;
                 return Ok(());
             }
             Scope::Workspace(ws) => ws,
         };
-        if !self.inner.store.has_image_ref(ws, &normalized)? {
+        if !self.inner.store.has_image_ref(ws, &normalized).await? {
             return Err(ImageError::NotFound(normalized).into());
         }
-        if self.inner.store.image_ref_holders(&normalized)? > 1 {
-            self.inner.store.remove_image_ref(Some(ws), &normalized)?;
+        if self.inner.store.image_ref_holders(&normalized).await? > 1 {
+            self.inner
+                .store
+                .remove_image_ref(Some(ws), &normalized)
+                .await?;
             info!(image = %normalized, workspace = %ws, "image reference dropped; others hold it");
             return Ok(());
         }
         // The conflict names a container or deployment, which may be another workspace's.
-        self.remove_image(reference).map_err(|e| match e {
+        self.remove_image(reference).await.map_err(|e| match e {
             LifecycleError::Conflict(_) => LifecycleError::Conflict(format!(
                 "image {normalized} is in use by a running container or a deployment"
             )),
             e => e,
         })?;
-        self.inner.store.remove_image_ref(Some(ws), &normalized)?;
+        self.inner
+            .store
+            .remove_image_ref(Some(ws), &normalized)
+            .await?;
         Ok(())
     }
 
@@ -160,8 +177,12 @@ impl Lifecycle {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<(), LifecycleError> {
         let normalized = ImageStore::normalize(reference)?;
-        if self.inner.store.has_image_ref(workspace, &normalized)?
-            || self.inner.store.get_image(&normalized)?.is_none()
+        if self
+            .inner
+            .store
+            .has_image_ref(workspace, &normalized)
+            .await?
+            || self.inner.store.get_image(&normalized).await?.is_none()
         {
             return Ok(());
         }
@@ -174,13 +195,16 @@ impl Lifecycle {
     }
 
     /// Records that `workspace` holds the image `reference` names.
-    pub(crate) fn hold_image(
+    pub(crate) async fn hold_image(
         &self,
         workspace: &str,
         reference: &str,
     ) -> Result<(), LifecycleError> {
         let normalized = ImageStore::normalize(reference)?;
-        self.inner.store.add_image_ref(workspace, &normalized)?;
+        self.inner
+            .store
+            .add_image_ref(workspace, &normalized)
+            .await?;
         Ok(())
     }
 }

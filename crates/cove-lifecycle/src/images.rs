@@ -13,17 +13,17 @@ impl Lifecycle {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<ImageInfo, LifecycleError> {
         let image = self.inner.images.pull(reference, auth, progress).await?;
-        self.image_info(&image.reference)
+        self.image_info(&image.reference).await
     }
 
-    pub fn list_images(&self) -> Result<Vec<ImageInfo>, LifecycleError> {
-        Ok(self.inner.images.list()?)
+    pub async fn list_images(&self) -> Result<Vec<ImageInfo>, LifecycleError> {
+        Ok(self.inner.images.list().await?)
     }
 
     /// Removes an image; refused while a live container uses it.
-    pub fn remove_image(&self, reference: &str) -> Result<(), LifecycleError> {
+    pub async fn remove_image(&self, reference: &str) -> Result<(), LifecycleError> {
         let normalized = cove_image::ImageStore::normalize(reference)?;
-        let live = self.inner.store.live_containers()?;
+        let live = self.inner.store.live_containers().await?;
         if let Some(c) = live.iter().find(|c| c.image == normalized) {
             return Err(LifecycleError::Conflict(format!(
                 "image {normalized} is used by running container {}",
@@ -31,7 +31,7 @@ impl Lifecycle {
             )));
         }
         // A deployment scaled to zero wakes from its image without asking for credentials.
-        let deployed = self.deployed_images()?;
+        let deployed = self.deployed_images().await?;
         if let Some((name, _)) = deployed.iter().find(|(_, image)| *image == normalized) {
             return Err(LifecycleError::Conflict(format!(
                 "image {normalized} is used by deployment {name}: delete it or deploy another image first"
@@ -41,24 +41,26 @@ impl Lifecycle {
         let mut used: Vec<String> = Vec::new();
         let in_use = live.iter().map(|c| c.image.clone());
         for image in in_use.chain(deployed.into_iter().map(|(_, i)| i)) {
-            if let Ok(Some(img)) = self.inner.images.get(&image) {
+            if let Ok(Some(img)) = self.inner.images.get(&image).await {
                 used.extend(img.layers);
             }
         }
         self.inner
             .images
-            .remove(&normalized, &|layer| used.iter().any(|u| u == layer))?;
+            .remove(&normalized, &|layer| used.iter().any(|u| u == layer))
+            .await?;
         Ok(())
     }
 
     /// `(deployment name, normalized image)` of every deployment's current version.
-    fn deployed_images(&self) -> Result<Vec<(String, String)>, LifecycleError> {
+    async fn deployed_images(&self) -> Result<Vec<(String, String)>, LifecycleError> {
         let mut out = Vec::new();
-        for row in self.inner.store.list_deployments()? {
+        for row in self.inner.store.list_deployments().await? {
             let Some(pod) = self
                 .inner
                 .store
-                .get_pod(row.pod_id.as_deref().unwrap_or_default())?
+                .get_pod(row.pod_id.as_deref().unwrap_or_default())
+                .await?
             else {
                 continue;
             };
@@ -68,10 +70,11 @@ impl Lifecycle {
         Ok(out)
     }
 
-    pub(crate) fn image_info(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
+    pub(crate) async fn image_info(&self, reference: &str) -> Result<ImageInfo, LifecycleError> {
         self.inner
             .images
-            .list()?
+            .list()
+            .await?
             .into_iter()
             .find(|i| i.reference == reference)
             .ok_or_else(|| {
@@ -84,7 +87,7 @@ impl Lifecycle {
         if req.cmd.is_empty() || req.cmd[0].is_empty() {
             return Err(LifecycleError::BadRequest("exec needs a command".into()));
         }
-        if self.inner.store.get_container(id)?.is_none() {
+        if self.inner.store.get_container(id).await?.is_none() {
             return Err(LifecycleError::ContainerNotFound(id.to_string()));
         }
         if !self.live().contains_key(id) {

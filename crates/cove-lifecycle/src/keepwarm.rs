@@ -46,7 +46,7 @@ impl Lifecycle {
                 // keeps the same deadline.
                 if let Some(last) = last {
                     if persisted.get(&id) != Some(&last) {
-                        if let Err(e) = self.inner.store.set_last_active(&id, last) {
+                        if let Err(e) = self.inner.store.set_last_active(&id, last).await {
                             warn!(error = %e, "cannot persist last activity");
                         }
                         persisted.insert(id.clone(), last);

@@ -49,7 +49,7 @@ use cove_gateway::{Activity, Routes, Target};
 use cove_image::ImageStore;
 use cove_network::Network;
 use cove_runtime::Runtime;
-use cove_store::Store;
+use cove_store::StoreHandle;
 use tokio::sync::watch;
 
 pub use build::BuildSink;
@@ -93,7 +93,7 @@ pub struct Lifecycle {
 
 struct Inner {
     cfg: LifecycleConfig,
-    store: Store,
+    store: StoreHandle,
     images: ImageStore,
     network: Network,
     runtime: Arc<dyn Runtime>,
@@ -124,7 +124,7 @@ struct Live {
 impl Lifecycle {
     pub fn new(
         cfg: LifecycleConfig,
-        store: Store,
+        store: StoreHandle,
         images: ImageStore,
         network: Network,
         runtime: Arc<dyn Runtime>,
@@ -148,7 +148,7 @@ impl Lifecycle {
         &self.inner.cfg
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &StoreHandle {
         &self.inner.store
     }
 

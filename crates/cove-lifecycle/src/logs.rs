@@ -21,7 +21,7 @@ impl Lifecycle {
         id: &str,
         follow: bool,
     ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, LifecycleError> {
-        if self.inner.store.get_container(id)?.is_none() {
+        if self.inner.store.get_container(id).await?.is_none() {
             return Err(LifecycleError::ContainerNotFound(id.to_string()));
         }
         let path = self.container_dir(id).join("container.log");

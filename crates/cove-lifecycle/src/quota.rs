@@ -45,8 +45,8 @@ fn wire_limits(l: &Limits) -> WorkspaceLimits {
 impl Lifecycle {
     /// The limits in force for `workspace`: those set on it, the others the daemon's defaults
     /// (for `default`, the admin's, only those set on it).
-    fn limits_in_force(&self, workspace: &str) -> Result<WorkspaceLimits, LifecycleError> {
-        let set = wire_limits(&self.inner.store.workspace_limits(workspace)?);
+    async fn limits_in_force(&self, workspace: &str) -> Result<WorkspaceLimits, LifecycleError> {
+        let set = wire_limits(&self.inner.store.workspace_limits(workspace).await?);
         if workspace == DEFAULT_WORKSPACE {
             return Ok(set);
         }
@@ -54,7 +54,7 @@ impl Lifecycle {
     }
 
     /// What admitting one more container of `workspace` running `spec` checks.
-    pub(crate) fn admission(
+    pub(crate) async fn admission(
         &self,
         workspace: &str,
         spec: &ValidPodSpec,
@@ -62,7 +62,7 @@ impl Lifecycle {
         let default_disk = self.inner.cfg.default_disk_mib.unwrap_or(0);
         Ok(Admission {
             workspace: workspace.to_string(),
-            limits: store_limits(&self.limits_in_force(workspace)?),
+            limits: store_limits(&self.limits_in_force(workspace).await?),
             cpu_millis: spec.cpu_millis,
             memory_mib: spec.memory_mib,
             disk_mib: spec.disk_mib.unwrap_or(default_disk),
@@ -74,36 +74,42 @@ impl Lifecycle {
     }
 
     /// Refuses early (recording nothing) a container `workspace` has no room for.
-    pub(crate) fn precheck(
+    pub(crate) async fn precheck(
         &self,
         workspace: &str,
         spec: &ValidPodSpec,
     ) -> Result<Admission, LifecycleError> {
-        let a = self.admission(workspace, spec)?;
-        self.inner.store.check_admission(&a)?;
+        let a = self.admission(workspace, spec).await?;
+        self.inner.store.check_admission(&a).await?;
         Ok(a)
     }
 
     /// Every workspace with a token, a pod or limits (and `default`): limits in force, usage.
-    pub fn workspaces(&self) -> Result<Vec<WorkspaceInfo>, LifecycleError> {
-        let mut names = self.inner.store.workspaces()?;
+    pub async fn workspaces(&self) -> Result<Vec<WorkspaceInfo>, LifecycleError> {
+        let mut names = self.inner.store.workspaces().await?;
         if !names.iter().any(|(n, _)| n == DEFAULT_WORKSPACE) {
             names.push((DEFAULT_WORKSPACE.to_string(), 0));
             names.sort();
         }
-        names
-            .into_iter()
-            .map(|(name, tokens)| self.workspace_info(name, tokens))
-            .collect()
+        let mut out = Vec::with_capacity(names.len());
+        for (name, tokens) in names {
+            out.push(self.workspace_info(name, tokens).await?);
+        }
+        Ok(out)
     }
 
-    fn workspace_info(&self, name: String, tokens: u64) -> Result<WorkspaceInfo, LifecycleError> {
+    async fn workspace_info(
+        &self,
+        name: String,
+        tokens: u64,
+    ) -> Result<WorkspaceInfo, LifecycleError> {
         let u = self
             .inner
             .store
-            .workspace_usage(&name, self.inner.cfg.default_disk_mib.unwrap_or(0))?;
+            .workspace_usage(&name, self.inner.cfg.default_disk_mib.unwrap_or(0))
+            .await?;
         Ok(WorkspaceInfo {
-            limits: self.limits_in_force(&name)?,
+            limits: self.limits_in_force(&name).await?,
             usage: WorkspaceUsage {
                 pods: u.pods,
                 cpu_millis: u.cpu_millis,
@@ -117,7 +123,7 @@ impl Lifecycle {
 
     /// Sets the limits `req` gives on workspace `name` (the others keep their value). Pods
     /// running stay; the limits apply to the next container.
-    pub fn set_workspace_limits(
+    pub async fn set_workspace_limits(
         &self,
         name: &str,
         req: &SetLimitsRequest,
@@ -131,15 +137,17 @@ impl Lifecycle {
         }
         self.inner
             .store
-            .set_workspace_limits(name, &store_limits(&limits))?;
+            .set_workspace_limits(name, &store_limits(&limits))
+            .await?;
         tracing::info!(workspace = name, ?limits, "workspace limits set");
         let tokens = self
             .inner
             .store
-            .workspaces()?
+            .workspaces()
+            .await?
             .into_iter()
             .find(|(n, _)| n == name)
             .map_or(0, |(_, t)| t);
-        self.workspace_info(name.to_string(), tokens)
+        self.workspace_info(name.to_string(), tokens).await
     }
 }

@@ -13,8 +13,8 @@ impl Lifecycle {
     /// Brings memory, the runtime, the network and the mounts in line with the store.
     #[instrument(skip(self))]
     pub async fn reconcile(&self) -> Result<(), LifecycleError> {
-        self.load_deployments()?;
-        let rows = self.inner.store.live_containers()?;
+        self.load_deployments().await?;
+        let rows = self.inner.store.live_containers().await?;
         self.kill_unadoptable_shims(&rows).await;
         let mut known: HashSet<String> = HashSet::new();
         for row in rows {
@@ -34,7 +34,7 @@ impl Lifecycle {
                     Some(pid),
                     Some(addr),
                 ) => {
-                    let Some(pod) = self.inner.store.get_pod(&row.pod_id)? else {
+                    let Some(pod) = self.inner.store.get_pod(&row.pod_id).await? else {
                         continue;
                     };
                     let spec: ValidPodSpec = match serde_json::from_str(&pod.spec_json) {
@@ -82,8 +82,9 @@ impl Lifecycle {
                         .last_active_at
                         .unwrap_or(0)
                         .max(row.started_at.unwrap_or(0));
-                    let stale = self.stale_on_restart(&pod)?;
-                    self.adopt(&row.id, &row.pod_id, addr, &spec, idle_since, pid);
+                    let stale = self.stale_on_restart(&pod).await?;
+                    self.adopt(&row.id, &row.pod_id, addr, &spec, idle_since, pid)
+                        .await;
                     info!(container = %row.id, "re-adopted running container");
                     if status == Some(ContainerStatus::Stopping) || stale.is_some() {
                         let this = self.clone();

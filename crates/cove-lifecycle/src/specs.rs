@@ -15,14 +15,15 @@ pub(crate) fn pod_spec(pod: &PodRow) -> Result<ValidPodSpec, LifecycleError> {
 
 impl Lifecycle {
     /// The pod row and spec of a deployment's current version.
-    pub(crate) fn current_version(
+    pub(crate) async fn current_version(
         &self,
         row: &DeploymentRow,
     ) -> Result<(PodRow, ValidPodSpec), LifecycleError> {
         let pod = self
             .inner
             .store
-            .get_pod(row.pod_id.as_deref().unwrap_or_default())?
+            .get_pod(row.pod_id.as_deref().unwrap_or_default())
+            .await?
             .ok_or_else(|| {
                 LifecycleError::Internal(format!("deployment {} has no current pod", row.name))
             })?;

@@ -7,30 +7,33 @@ use crate::{Lifecycle, LifecycleError};
 
 impl Lifecycle {
     /// One container by id.
-    pub fn container(&self, id: &str) -> Result<Container, LifecycleError> {
+    pub async fn container(&self, id: &str) -> Result<Container, LifecycleError> {
         let row = self
             .inner
             .store
-            .get_container(id)?
+            .get_container(id)
+            .await?
             .ok_or_else(|| LifecycleError::ContainerNotFound(id.to_string()))?;
-        let pod =
-            self.inner.store.get_pod(&row.pod_id)?.ok_or_else(|| {
-                LifecycleError::Internal(format!("container {id} has no pod row"))
-            })?;
-        self.view(row, &pod)
+        let pod = self
+            .inner
+            .store
+            .get_pod(&row.pod_id)
+            .await?
+            .ok_or_else(|| LifecycleError::Internal(format!("container {id} has no pod row")))?;
+        self.view(row, &pod).await
     }
 
     /// Live containers, or every container with `all`; newest first.
-    pub fn list_containers(&self, all: bool) -> Result<Vec<Container>, LifecycleError> {
+    pub async fn list_containers(&self, all: bool) -> Result<Vec<Container>, LifecycleError> {
         let rows = if all {
-            self.inner.store.list_containers()?
+            self.inner.store.list_containers().await?
         } else {
-            self.inner.store.live_containers()?
+            self.inner.store.live_containers().await?
         };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            if let Some(pod) = self.inner.store.get_pod(&row.pod_id)? {
-                out.push(self.view(row, &pod)?);
+            if let Some(pod) = self.inner.store.get_pod(&row.pod_id).await? {
+                out.push(self.view(row, &pod).await?);
             }
         }
         out.sort_by(|a, b| b.scheduled_at.cmp(&a.scheduled_at).then(a.id.cmp(&b.id)));
@@ -53,12 +56,12 @@ impl Lifecycle {
             .collect()
     }
 
-    fn view(&self, row: ContainerRow, pod: &PodRow) -> Result<Container, LifecycleError> {
+    async fn view(&self, row: ContainerRow, pod: &PodRow) -> Result<Container, LifecycleError> {
         let spec: ValidPodSpec = crate::specs::pod_spec(pod)?;
         let status = ContainerStatus::parse(&row.status)
             .ok_or_else(|| LifecycleError::Internal(format!("unknown status {}", row.status)))?;
         Ok(Container {
-            urls: self.urls(&self.url_key_of(pod)?, &spec.ports),
+            urls: self.urls(&self.url_key_of(pod).await?, &spec.ports),
             id: row.id,
             status,
             stub_id: pod.id.clone(),

@@ -16,7 +16,7 @@ use cove_gateway::{Gateway, GatewayConfig, Routes};
 use cove_image::ImageStore;
 use cove_lifecycle::{Lifecycle, LifecycleConfig};
 use cove_network::{NetConfig, Network};
-use cove_store::Store;
+use cove_store::{SqliteStore, StoreHandle};
 use cove_types::DaemonInfo;
 use ipnet::Ipv4Net;
 use nix::fcntl::{Flock, FlockArg};
@@ -122,7 +122,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let token = load_or_create_token(&data_dir.join("token"))?;
     // Uploads interrupted by a crash or a client hanging up.
     let _ = std::fs::remove_dir_all(data_dir.join("tmp"));
-    let store = Store::open(&data_dir.join("state.db"))?;
+    let store: StoreHandle = Arc::new(SqliteStore::open(&data_dir.join("state.db"))?);
     let images = ImageStore::open(data_dir, store.clone())?;
     images.set_insecure_registries(args.insecure_registries.clone());
     if let DefaultDisk(Some(mib)) = args.default_disk {
@@ -136,8 +136,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     .with_context(|| format!("setting up the pod network {}", args.subnet))?;
     let shim = crate::shim::install(data_dir)?;
     let runtime = runtimes(&args, data_dir, shim)?;
-    let tokens =
-        cove_api::tokens::TokenCache::load(store.clone(), &token).context("loading API tokens")?;
+    let tokens = cove_api::tokens::TokenCache::load(store.clone(), &token)
+        .await
+        .context("loading API tokens")?;
     let routes = Routes::default();
     // The gateway checks authorized pods' tokens against the same in-memory cache.
     routes.access().set_token_check({

@@ -24,7 +24,9 @@ pub async fn list_containers(
     Extension(scope): Extension<Scope>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Container>>, ApiError> {
-    Ok(Json(state.lifecycle.list_containers_in(&scope, q.all)?))
+    Ok(Json(
+        state.lifecycle.list_containers_in(&scope, q.all).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/containers/{id}", responses(
@@ -33,7 +35,7 @@ pub async fn get_container(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Container>, ApiError> {
-    Ok(Json(state.lifecycle.container(&id)?))
+    Ok(Json(state.lifecycle.container(&id).await?))
 }
 
 /// Stop a container: SIGTERM, then SIGKILL after the grace period.

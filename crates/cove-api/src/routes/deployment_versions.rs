@@ -17,7 +17,7 @@ pub async fn deployment_versions(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<DeploymentVersion>>, ApiError> {
-    Ok(Json(state.lifecycle.deployment_versions(&name)?))
+    Ok(Json(state.lifecycle.deployment_versions(&name).await?))
 }
 
 /// Roll a deployment back: deploy an earlier version's spec again as its newest

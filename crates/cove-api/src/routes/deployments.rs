@@ -78,7 +78,7 @@ pub async fn list_deployments(
     State(state): State<AppState>,
     Extension(scope): Extension<Scope>,
 ) -> Result<Json<Vec<Deployment>>, ApiError> {
-    Ok(Json(state.lifecycle.list_deployments_in(&scope)?))
+    Ok(Json(state.lifecycle.list_deployments_in(&scope).await?))
 }
 
 #[utoipa::path(get, path = "/v1/deployments/{name}", responses(
@@ -87,7 +87,7 @@ pub async fn get_deployment(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Deployment>, ApiError> {
-    Ok(Json(state.lifecycle.deployment(&name)?))
+    Ok(Json(state.lifecycle.deployment(&name).await?))
 }
 
 /// Stop a deployment's container and keep it stopped: its URL answers 503

@@ -14,7 +14,7 @@ pub async fn list_images(
     State(state): State<AppState>,
     Extension(scope): Extension<Scope>,
 ) -> Result<Json<Vec<ImageInfo>>, ApiError> {
-    Ok(Json(state.lifecycle.list_images_in(&scope)?))
+    Ok(Json(state.lifecycle.list_images_in(&scope).await?))
 }
 
 /// Pull an image from its registry.
@@ -54,7 +54,7 @@ pub async fn remove_image(
     let reference = q
         .reference
         .ok_or_else(|| ApiError::bad_request("missing ?reference="))?;
-    state.lifecycle.remove_image_in(&scope, &reference)?;
+    state.lifecycle.remove_image_in(&scope, &reference).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

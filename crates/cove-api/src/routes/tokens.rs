@@ -31,11 +31,14 @@ pub async fn create_token(
         .map(|l| l.validate())
         .transpose()
         .map_err(ApiError::bad_request)?;
-    let created = state.tokens.create(
-        req.name.trim(),
-        req.workspace.as_deref().map(str::trim),
-        limits.as_ref(),
-    )?;
+    let created = state
+        .tokens
+        .create(
+            req.name.trim(),
+            req.workspace.as_deref().map(str::trim),
+            limits.as_ref(),
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -47,7 +50,7 @@ pub async fn list_tokens(
     Extension(scope): Extension<Scope>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     admin_only(&scope)?;
-    Ok(Json(state.tokens.list()?))
+    Ok(Json(state.tokens.list().await?))
 }
 
 /// Revoke a token by id or name: it is refused (401) from the next request on.
@@ -60,5 +63,5 @@ pub async fn revoke_token(
     Path(token): Path<String>,
 ) -> Result<Json<TokenInfo>, ApiError> {
     admin_only(&scope)?;
-    Ok(Json(state.tokens.revoke(&token)?))
+    Ok(Json(state.tokens.revoke(&token).await?))
 }

@@ -18,7 +18,7 @@ pub async fn list_workspaces(
     Extension(scope): Extension<Scope>,
 ) -> Result<Json<Vec<WorkspaceInfo>>, ApiError> {
     admin_only(&scope)?;
-    Ok(Json(state.lifecycle.workspaces()?))
+    Ok(Json(state.lifecycle.workspaces().await?))
 }
 
 /// Set a workspace's limits; a limit left out keeps its value. Running pods stay; a create,
@@ -36,5 +36,7 @@ pub async fn set_workspace_limits(
 ) -> Result<Json<WorkspaceInfo>, ApiError> {
     admin_only(&scope)?;
     let Json(req) = body?;
-    Ok(Json(state.lifecycle.set_workspace_limits(&name, &req)?))
+    Ok(Json(
+        state.lifecycle.set_workspace_limits(&name, &req).await?,
+    ))
 }

@@ -189,7 +189,7 @@ impl Env {
     pub fn new() -> Env {
         init();
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = cove_store::Store::open_in_memory().expect("store");
+        let db = std::sync::Arc::new(cove_store::SqliteStore::open_in_memory().expect("store"));
         let images = cove_image::ImageStore::open(dir.path(), db).expect("open image store");
         Env { dir, images }
     }

@@ -1,38 +1,9 @@
 //! The `pods` and `containers` tables. A pod (the "stub") holds the spec; each
 //! run of it is a container row with its own status and exit.
 
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-use crate::{Admission, Store, StoreError};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PodRow {
-    pub id: String,
-    pub name: Option<String>,
-    pub deployment_id: Option<String>,
-    /// The validated spec, in the lifecycle crate's JSON form.
-    pub spec_json: String,
-    pub created_at: i64,
-    /// The workspace it belongs to (`default` for rows made before workspaces).
-    pub workspace: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContainerRow {
-    pub id: String,
-    pub pod_id: String,
-    /// A `ContainerStatus` name, e.g. `RUNNING`.
-    pub status: String,
-    pub image: String,
-    pub address: Option<String>,
-    pub shim_pid: Option<i32>,
-    pub exit_code: Option<i32>,
-    pub reason: Option<String>,
-    pub scheduled_at: i64,
-    pub started_at: Option<i64>,
-    pub ended_at: Option<i64>,
-    pub last_active_at: Option<i64>,
-}
+use crate::{Admission, ContainerRow, PodRow, SqliteStore, StoreError};
 
 pub(crate) const POD_COLS: &str = "id, name, deployment_id, spec_json, created_at, workspace";
 const CTR_COLS: &str = "id, pod_id, status, image, address, shim_pid, exit_code, reason, \
@@ -66,19 +37,19 @@ fn ctr_from(r: &Row<'_>) -> rusqlite::Result<ContainerRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Records a new pod and its first container together, if `admit` (when given) lets
     /// the container in: the check and the insert are one transaction.
-    pub fn insert_pod(
+    pub(crate) fn insert_pod(
         &self,
         pod: &PodRow,
         ctr: &ContainerRow,
         admit: Option<&Admission>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = admission_tx(&mut conn)?;
         if let Some(a) = admit {
-            crate::workspaces::admit(&tx, a)?;
+            super::workspaces::admit(&tx, a)?;
         }
         insert_pod(&tx, pod)?;
         insert_container(&tx, ctr)?;
@@ -87,22 +58,22 @@ impl Store {
     }
 
     /// Records another container of an existing pod, if `admit` (when given) lets it in.
-    pub fn insert_container(
+    pub(crate) fn insert_container(
         &self,
         ctr: &ContainerRow,
         admit: Option<&Admission>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = admission_tx(&mut conn)?;
         if let Some(a) = admit {
-            crate::workspaces::admit(&tx, a)?;
+            super::workspaces::admit(&tx, a)?;
         }
         insert_container(&tx, ctr)?;
         tx.commit()?;
         Ok(())
     }
 
-    pub fn get_pod(&self, id: &str) -> Result<Option<PodRow>, StoreError> {
+    pub(crate) fn get_pod(&self, id: &str) -> Result<Option<PodRow>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -114,13 +85,13 @@ impl Store {
     }
 
     /// Removes a pod and (by cascade) its containers: used to undo a failed create.
-    pub fn delete_pod(&self, id: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete_pod(&self, id: &str) -> Result<(), StoreError> {
         self.conn()
             .execute("DELETE FROM pods WHERE id = ?1", [id])?;
         Ok(())
     }
 
-    pub fn get_container(&self, id: &str) -> Result<Option<ContainerRow>, StoreError> {
+    pub(crate) fn get_container(&self, id: &str) -> Result<Option<ContainerRow>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -132,7 +103,7 @@ impl Store {
     }
 
     /// Every container, newest first.
-    pub fn list_containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
+    pub(crate) fn list_containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {CTR_COLS} FROM containers ORDER BY scheduled_at DESC, id"
@@ -144,7 +115,7 @@ impl Store {
     }
 
     /// Containers whose processes may still exist (PENDING, RUNNING, STOPPING).
-    pub fn live_containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
+    pub(crate) fn live_containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {CTR_COLS} FROM containers \
@@ -157,7 +128,7 @@ impl Store {
     }
 
     /// Marks a container as running at `address`, watched through `shim_pid`.
-    pub fn set_running(
+    pub(crate) fn set_running(
         &self,
         id: &str,
         address: &str,
@@ -173,7 +144,7 @@ impl Store {
     }
 
     /// Sets the status of a live container (e.g. STOPPING) and optionally why.
-    pub fn set_status(
+    pub(crate) fn set_status(
         &self,
         id: &str,
         status: &str,
@@ -187,7 +158,7 @@ impl Store {
     }
 
     /// Records the end of a container: its final status, exit code and reason.
-    pub fn set_finished(
+    pub(crate) fn set_finished(
         &self,
         id: &str,
         status: &str,
@@ -204,13 +175,20 @@ impl Store {
     }
 
     /// Persists the time the last gateway connection to a container ended.
-    pub fn set_last_active(&self, id: &str, at: i64) -> Result<(), StoreError> {
+    pub(crate) fn set_last_active(&self, id: &str, at: i64) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE containers SET last_active_at = ?2 WHERE id = ?1",
             params![id, at],
         )?;
         Ok(())
     }
+}
+
+/// The transaction an admitted insert runs in. IMMEDIATE takes the write lock before the
+/// count, so even two connections to one database file (the daemon has one) cannot both
+/// count the same usage and pass a limit together: the second waits, then counts the first.
+pub(crate) fn admission_tx(conn: &mut rusqlite::Connection) -> Result<Transaction<'_>, StoreError> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
 pub(crate) fn insert_pod(conn: &rusqlite::Connection, pod: &PodRow) -> Result<(), StoreError> {
@@ -286,7 +264,7 @@ mod tests {
 
     #[test]
     fn lifecycle_of_a_row() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows();
         s.insert_pod(&pod, &ctr, None).unwrap();
         assert_eq!(s.live_containers().unwrap().len(), 1);
@@ -306,7 +284,7 @@ mod tests {
 
     #[test]
     fn duplicate_pod_inserts_nothing() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows();
         s.insert_pod(&pod, &ctr, None).unwrap();
         let mut ctr2 = ctr.clone();

@@ -6,11 +6,11 @@ use std::collections::HashSet;
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::{Store, StoreError};
+use crate::{SqliteStore, StoreError};
 
-impl Store {
+impl SqliteStore {
     /// Records that `workspace` holds `reference` (idempotent).
-    pub fn add_image_ref(&self, workspace: &str, reference: &str) -> Result<(), StoreError> {
+    pub(crate) fn add_image_ref(&self, workspace: &str, reference: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR IGNORE INTO image_refs (workspace, reference) VALUES (?1, ?2)",
             params![workspace, reference],
@@ -18,7 +18,11 @@ impl Store {
         Ok(())
     }
 
-    pub fn has_image_ref(&self, workspace: &str, reference: &str) -> Result<bool, StoreError> {
+    pub(crate) fn has_image_ref(
+        &self,
+        workspace: &str,
+        reference: &str,
+    ) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -31,7 +35,7 @@ impl Store {
     }
 
     /// The references `workspace` holds.
-    pub fn image_refs_of(&self, workspace: &str) -> Result<HashSet<String>, StoreError> {
+    pub(crate) fn image_refs_of(&self, workspace: &str) -> Result<HashSet<String>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT reference FROM image_refs WHERE workspace = ?1")?;
         let refs = stmt
@@ -41,7 +45,7 @@ impl Store {
     }
 
     /// How many workspaces hold `reference`.
-    pub fn image_ref_holders(&self, reference: &str) -> Result<i64, StoreError> {
+    pub(crate) fn image_ref_holders(&self, reference: &str) -> Result<i64, StoreError> {
         Ok(self.conn().query_row(
             "SELECT COUNT(*) FROM image_refs WHERE reference = ?1",
             [reference],
@@ -50,7 +54,7 @@ impl Store {
     }
 
     /// Drops `workspace`'s hold on `reference` (or every workspace's with `None`).
-    pub fn remove_image_ref(
+    pub(crate) fn remove_image_ref(
         &self,
         workspace: Option<&str>,
         reference: &str,
@@ -74,7 +78,7 @@ mod tests {
 
     #[test]
     fn refs_per_workspace() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         s.add_image_ref("a", "r:1").unwrap();
         s.add_image_ref("a", "r:1").unwrap();
         s.add_image_ref("b", "r:1").unwrap();

@@ -7,113 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{now_ms, Store, StoreError};
-
-/// Limits of one workspace; `None`: none (or, as set on a workspace, the daemon's default).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Limits {
-    pub max_pods: Option<u64>,
-    pub max_cpu_millis: Option<u64>,
-    pub max_memory_mib: Option<u64>,
-    pub max_disk_mib: Option<u64>,
-}
-
-/// What a workspace holds now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub pods: u64,
-    pub cpu_millis: u64,
-    pub memory_mib: u64,
-    pub disk_mib: u64,
-}
-
-/// What admitting one more container of `workspace` checks.
-#[derive(Debug, Clone)]
-pub struct Admission {
-    pub workspace: String,
-    /// The limits in force.
-    pub limits: Limits,
-    /// What the new container asks for.
-    pub cpu_millis: u64,
-    pub memory_mib: u64,
-    pub disk_mib: u64,
-    /// Disk counted for a live pod without a disk limit.
-    pub default_disk_mib: u64,
-    /// At most this many live containers of all workspaces but `default` together (the rest
-    /// of the address pool is kept for the admin); `None`: not checked.
-    pub shared_pods_max: Option<u64>,
-}
-
-/// Which limit refused a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    Pods,
-    Cpu,
-    Memory,
-    Disk,
-}
-
-/// Why a container was not admitted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    Limit {
-        workspace: String,
-        limit: Limit,
-        max: u64,
-        used: u64,
-        asks: u64,
-    },
-    Pool {
-        max: u64,
-    },
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::Limit {
-                workspace,
-                limit,
-                max,
-                used,
-                asks,
-            } => f.write_str(&limit_message(workspace, *limit, *max, *used, *asks)),
-            Refusal::Pool { max } => write!(
-                f,
-                "no pod address left for workspaces: they run {max} pods, and the rest of the \
-                 address pool is kept for the admin"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Refusal {}
-
-fn cores(millis: u64) -> String {
-    if millis.is_multiple_of(1000) {
-        (millis / 1000).to_string()
-    } else {
-        format!("{}", millis as f64 / 1000.0)
-    }
-}
-
-fn limit_message(ws: &str, limit: Limit, max: u64, used: u64, asks: u64) -> String {
-    let (what, flag, show): (&str, &str, fn(u64) -> String) = match limit {
-        Limit::Pods => {
-            let pods = if max == 1 { "pod" } else { "pods" };
-            return format!("workspace {ws:?} is at its limit of {max} {pods} (max-pods)");
-        }
-        Limit::Cpu => ("cpu", "max-cpu", cores),
-        Limit::Memory => ("memory", "max-memory", |m| format!("{m} MiB")),
-        Limit::Disk => ("disk", "max-disk", |m| format!("{m} MiB")),
-    };
-    format!(
-        "workspace {ws:?} is at its limit of {} {what} ({flag}): {} in use, the pod asks for {}",
-        show(max),
-        show(used),
-        show(asks)
-    )
-}
+use crate::{now_ms, Admission, Limits, SqliteStore, StoreError, Usage};
 
 const LIVE: &str = "c.status IN ('PENDING','RUNNING','STOPPING')";
 
@@ -149,46 +43,18 @@ fn usage(conn: &Connection, workspace: &str, default_disk_mib: u64) -> Result<Us
 /// Refuses the container `a` describes if it would take its workspace over a limit.
 pub(crate) fn admit(conn: &Connection, a: &Admission) -> Result<(), StoreError> {
     let used = usage(conn, &a.workspace, a.default_disk_mib)?;
-    let l = &a.limits;
-    let checks = [
-        (Limit::Pods, l.max_pods, used.pods, 1),
-        (Limit::Cpu, l.max_cpu_millis, used.cpu_millis, a.cpu_millis),
-        (
-            Limit::Memory,
-            l.max_memory_mib,
-            used.memory_mib,
-            a.memory_mib,
-        ),
-        (Limit::Disk, l.max_disk_mib, used.disk_mib, a.disk_mib),
-    ];
-    for (limit, max, used, asks) in checks {
-        if let Some(max) = max {
-            if used.saturating_add(asks) > max {
-                return Err(Refusal::Limit {
-                    workspace: a.workspace.clone(),
-                    limit,
-                    max,
-                    used,
-                    asks,
-                }
-                .into());
-            }
-        }
-    }
-    if let Some(max) = a.shared_pods_max {
-        let shared: i64 = conn.query_row(
+    let shared: i64 = match a.shared_pods_max {
+        Some(_) => conn.query_row(
             &format!(
                 "SELECT COUNT(*) FROM containers c JOIN pods p ON p.id = c.pod_id \
                  WHERE p.workspace != 'default' AND {LIVE}"
             ),
             [],
             |r| r.get(0),
-        )?;
-        if u64::try_from(shared).unwrap_or(0) >= max {
-            return Err(Refusal::Pool { max }.into());
-        }
-    }
-    Ok(())
+        )?,
+        None => 0,
+    };
+    Ok(a.check(&used, u64::try_from(shared).unwrap_or(0))?)
 }
 
 pub(crate) fn set_limits(conn: &Connection, ws: &str, l: &Limits) -> Result<(), StoreError> {
@@ -214,9 +80,9 @@ pub(crate) fn set_limits(conn: &Connection, ws: &str, l: &Limits) -> Result<(), 
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// The limits set on `workspace` (each `None` where none is set).
-    pub fn workspace_limits(&self, workspace: &str) -> Result<Limits, StoreError> {
+    pub(crate) fn workspace_limits(&self, workspace: &str) -> Result<Limits, StoreError> {
         let row = self
             .conn()
             .query_row(
@@ -237,12 +103,16 @@ impl Store {
     }
 
     /// Sets the limits given in `limits` on `workspace`; those `None` keep their value.
-    pub fn set_workspace_limits(&self, workspace: &str, limits: &Limits) -> Result<(), StoreError> {
+    pub(crate) fn set_workspace_limits(
+        &self,
+        workspace: &str,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
         set_limits(&self.conn(), workspace, limits)
     }
 
     /// What `workspace` holds now.
-    pub fn workspace_usage(
+    pub(crate) fn workspace_usage(
         &self,
         workspace: &str,
         default_disk_mib: u64,
@@ -252,12 +122,12 @@ impl Store {
 
     /// Checks an admission without recording anything (a cheap early refusal; the check
     /// that counts is the one made with the insert).
-    pub fn check_admission(&self, a: &Admission) -> Result<(), StoreError> {
+    pub(crate) fn check_admission(&self, a: &Admission) -> Result<(), StoreError> {
         admit(&self.conn(), a)
     }
 
     /// Every workspace that has a token, a pod or limits, by name, with its number of tokens.
-    pub fn workspaces(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    pub(crate) fn workspaces(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT w, SUM(t) FROM ( \
@@ -278,7 +148,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ContainerRow, PodRow};
+    use crate::{ContainerRow, PodRow, Refusal};
 
     fn pod(id: &str, ws: &str, disk: Option<u64>) -> (PodRow, ContainerRow) {
         let disk = disk
@@ -323,7 +193,7 @@ mod tests {
 
     #[test]
     fn admission_counts_live_containers_and_names_the_limit() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let lim = Limits {
             max_pods: Some(2),
             ..Default::default()
@@ -372,7 +242,7 @@ mod tests {
 
     #[test]
     fn limits_are_set_field_by_field() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         assert_eq!(s.workspace_limits("w").unwrap(), Limits::default());
         s.set_workspace_limits(
             "w",

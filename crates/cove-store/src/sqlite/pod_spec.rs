@@ -1,10 +1,10 @@
 //! Changing a pod's stored spec after it was created (e.g. its egress policy on a live pod).
 
-use crate::{Store, StoreError};
+use crate::{SqliteStore, StoreError};
 
-impl Store {
+impl SqliteStore {
     /// Replaces pod `id`'s `spec_json`. Returns whether the pod exists.
-    pub fn set_pod_spec(&self, id: &str, spec_json: &str) -> Result<bool, StoreError> {
+    pub(crate) fn set_pod_spec(&self, id: &str, spec_json: &str) -> Result<bool, StoreError> {
         let n = self.conn().execute(
             "UPDATE pods SET spec_json = ?2 WHERE id = ?1",
             [id, spec_json],
@@ -15,11 +15,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::Store;
+    use crate::SqliteStore;
 
     #[test]
     fn a_pods_spec_can_be_replaced() {
-        let store = Store::open_in_memory().unwrap();
+        let store = SqliteStore::open_in_memory().unwrap();
         assert!(!store.set_pod_spec("nope", "{}").unwrap());
         let conn = store.conn();
         conn.execute(

@@ -2,20 +2,11 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::{now_ms, Store, StoreError};
+use crate::{now_ms, BuildRow, SqliteStore, StoreError};
 
-/// One cached build step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildRow {
-    /// sha256 hex of the base image's digest and the steps up to this one.
-    pub hash: String,
-    pub image_reference: String,
-    pub created_at: i64,
-}
-
-impl Store {
+impl SqliteStore {
     /// The image made for `hash`, if any.
-    pub fn get_build(&self, hash: &str) -> Result<Option<BuildRow>, StoreError> {
+    pub(crate) fn get_build(&self, hash: &str) -> Result<Option<BuildRow>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -33,7 +24,7 @@ impl Store {
     }
 
     /// Records (or replaces) the image made for `hash`.
-    pub fn put_build(&self, hash: &str, image_reference: &str) -> Result<(), StoreError> {
+    pub(crate) fn put_build(&self, hash: &str, image_reference: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO builds (hash, image_reference, created_at) VALUES (?1, ?2, ?3)",
             params![hash, image_reference, now_ms()],
@@ -42,7 +33,7 @@ impl Store {
     }
 
     /// Forgets `hash`; returns whether it existed.
-    pub fn delete_build(&self, hash: &str) -> Result<bool, StoreError> {
+    pub(crate) fn delete_build(&self, hash: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .execute("DELETE FROM builds WHERE hash = ?1", [hash])?
@@ -50,7 +41,7 @@ impl Store {
     }
 
     /// Every cached step, oldest first.
-    pub fn list_builds(&self) -> Result<Vec<BuildRow>, StoreError> {
+    pub(crate) fn list_builds(&self) -> Result<Vec<BuildRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT hash, image_reference, created_at FROM builds ORDER BY created_at, hash",
@@ -74,7 +65,7 @@ mod tests {
 
     #[test]
     fn build_round_trip() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         assert_eq!(s.get_build("aa").unwrap(), None);
         s.put_build("aa", "cove-build/aa:latest").unwrap();
         let row = s.get_build("aa").unwrap().unwrap();

@@ -4,25 +4,8 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::containers::{insert_container, insert_pod, pod_from, POD_COLS};
-use crate::{ContainerRow, PodRow, Store, StoreError};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeploymentRow {
-    pub id: String,
-    pub name: String,
-    /// `<name>-<8 hex>`, fixed at creation.
-    pub url_key: String,
-    pub version: i64,
-    /// The pod serving the current version.
-    pub pod_id: Option<String>,
-    /// `ACTIVE` or `STOPPED`.
-    pub status: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// The workspace it belongs to.
-    pub workspace: String,
-}
+use super::containers::{insert_container, insert_pod, pod_from, POD_COLS};
+use crate::{ContainerRow, DeploymentRow, PodRow, SqliteStore, StoreError};
 
 const COLS: &str = "id, name, url_key, version, pod_id, status, created_at, updated_at, workspace";
 
@@ -40,9 +23,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeploymentRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Records a new deployment with its first version's pod and container, together.
-    pub fn insert_deployment(
+    pub(crate) fn insert_deployment(
         &self,
         dep: &DeploymentRow,
         pod: &PodRow,
@@ -50,9 +33,9 @@ impl Store {
         admit: Option<&crate::Admission>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = super::containers::admission_tx(&mut conn)?;
         if let Some(a) = admit {
-            crate::workspaces::admit(&tx, a)?;
+            super::workspaces::admit(&tx, a)?;
         }
         tx.execute(
             &format!("INSERT INTO deployments ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
@@ -75,7 +58,7 @@ impl Store {
     }
 
     /// Makes `pod_id` the current version `version` of deployment `id`.
-    pub fn set_deployment_version(
+    pub(crate) fn set_deployment_version(
         &self,
         id: &str,
         version: i64,
@@ -90,7 +73,12 @@ impl Store {
     }
 
     /// Sets a deployment's status (`ACTIVE` / `STOPPED`).
-    pub fn set_deployment_status(&self, id: &str, status: &str, at: i64) -> Result<(), StoreError> {
+    pub(crate) fn set_deployment_status(
+        &self,
+        id: &str,
+        status: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE deployments SET status = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, status, at],
@@ -98,11 +86,14 @@ impl Store {
         Ok(())
     }
 
-    pub fn get_deployment(&self, id: &str) -> Result<Option<DeploymentRow>, StoreError> {
+    pub(crate) fn get_deployment(&self, id: &str) -> Result<Option<DeploymentRow>, StoreError> {
         self.deployment_where("id", id)
     }
 
-    pub fn get_deployment_by_name(&self, name: &str) -> Result<Option<DeploymentRow>, StoreError> {
+    pub(crate) fn get_deployment_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<DeploymentRow>, StoreError> {
         self.deployment_where("name", name)
     }
 
@@ -118,7 +109,7 @@ impl Store {
     }
 
     /// Every deployment, by name.
-    pub fn list_deployments(&self) -> Result<Vec<DeploymentRow>, StoreError> {
+    pub(crate) fn list_deployments(&self) -> Result<Vec<DeploymentRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM deployments ORDER BY name"))?;
         let rows = stmt
@@ -129,7 +120,7 @@ impl Store {
 
     /// The pods of a deployment's versions, oldest first: every pod of it that ran (an
     /// interrupted or failed deploy's pod never did), and the current one.
-    pub fn deployment_versions(
+    pub(crate) fn deployment_versions(
         &self,
         dep_id: &str,
         current_pod: Option<&str>,
@@ -147,7 +138,7 @@ impl Store {
     }
 
     /// Removes a deployment's row; its versions' pods and containers stay as history.
-    pub fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete_deployment(&self, id: &str) -> Result<(), StoreError> {
         self.conn()
             .execute("DELETE FROM deployments WHERE id = ?1", [id])?;
         Ok(())
@@ -200,7 +191,7 @@ mod tests {
 
     #[test]
     fn versions_and_status() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
         s.insert_deployment(&dep(), &pod, &ctr, None).unwrap();
         let (pod2, ctr2) = rows("p2");
@@ -225,7 +216,7 @@ mod tests {
 
     #[test]
     fn versions_are_the_pods_that_ran_and_the_current_one() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
         s.insert_deployment(&dep(), &pod, &ctr, None).unwrap();
         s.set_running(&ctr.id, "10.0.0.2", 1, 2).unwrap();
@@ -249,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_taken_name_inserts_nothing() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let (pod, ctr) = rows("p1");
         s.insert_deployment(&dep(), &pod, &ctr, None).unwrap();
         let (pod2, ctr2) = rows("p2");

@@ -102,6 +102,9 @@ CREATE TABLE workspace_limits (
     updated_at     INTEGER NOT NULL
 );
 "#,
+    // 6: the events table goes: written on stop, end and egress changes but never read, and
+    // each holds nothing the container row (status, reason, exit) and the log do not.
+    "DROP TABLE events;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -113,4 +116,42 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_with_events_loses_them_and_keeps_the_rest() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 5).unwrap();
+        tx.execute_batch(
+            "INSERT INTO events (at, container_id, kind, message) VALUES (1, 'c', 'end', 'x');
+             INSERT INTO builds (hash, image_reference, created_at) VALUES ('h', 'r', 1);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        migrate(&mut conn).unwrap();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(tables.is_empty(), "{tables:?}");
+        let builds: i64 = conn
+            .query_row("SELECT COUNT(*) FROM builds", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(builds, 1);
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+    }
 }

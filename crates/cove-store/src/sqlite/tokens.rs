@@ -2,18 +2,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{Store, StoreError};
-
-/// One workspace token. `hash` is the sha256 hex of its secret; the secret is never stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub id: String,
-    pub name: String,
-    pub workspace: String,
-    pub hash: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-}
+use crate::{SqliteStore, StoreError, TokenRow};
 
 const COLS: &str = "id, name, workspace, hash, created_at, last_used_at";
 
@@ -28,10 +17,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Records a new token, and the limits given on its workspace (in the same transaction);
     /// fails if its name (or hash) is taken.
-    pub fn insert_token(
+    pub(crate) fn insert_token(
         &self,
         row: &TokenRow,
         limits: Option<&crate::Limits>,
@@ -50,14 +39,14 @@ impl Store {
             ],
         )?;
         if let Some(l) = limits {
-            crate::workspaces::set_limits(&tx, &row.workspace, l)?;
+            super::workspaces::set_limits(&tx, &row.workspace, l)?;
         }
         tx.commit()?;
         Ok(())
     }
 
     /// Whether a token named `name` exists.
-    pub fn token_name_taken(&self, name: &str) -> Result<bool, StoreError> {
+    pub(crate) fn token_name_taken(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .query_row("SELECT 1 FROM tokens WHERE name = ?1", [name], |_| Ok(()))
@@ -66,7 +55,7 @@ impl Store {
     }
 
     /// Every token, by name.
-    pub fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+    pub(crate) fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM tokens ORDER BY name"))?;
         let rows = stmt
@@ -76,7 +65,7 @@ impl Store {
     }
 
     /// Removes the token whose id or name is `id_or_name`; returns it if it existed.
-    pub fn delete_token(&self, id_or_name: &str) -> Result<Option<TokenRow>, StoreError> {
+    pub(crate) fn delete_token(&self, id_or_name: &str) -> Result<Option<TokenRow>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let row = tx
@@ -94,7 +83,7 @@ impl Store {
     }
 
     /// Records when a token was last used.
-    pub fn set_token_used(&self, id: &str, at: i64) -> Result<(), StoreError> {
+    pub(crate) fn set_token_used(&self, id: &str, at: i64) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
             params![id, at],
@@ -120,7 +109,7 @@ mod tests {
 
     #[test]
     fn token_round_trip() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         s.insert_token(&row("t1", "ci"), None).unwrap();
         assert!(
             s.insert_token(&row("t2", "ci"), None).is_err(),

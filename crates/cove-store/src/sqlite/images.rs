@@ -2,21 +2,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{Store, StoreError};
-
-/// An image reference and what it resolved to. The JSON columns are the image
-/// crate's own formats; the store keeps them opaque.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageRow {
-    pub reference: String,
-    pub digest: String,
-    pub config_digest: String,
-    pub manifest_json: String,
-    pub config_json: String,
-    pub layers_json: String,
-    pub size: u64,
-    pub created_at: i64,
-}
+use crate::{ImageRow, SqliteStore, StoreError};
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
     Ok(ImageRow {
@@ -34,9 +20,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
 const COLS: &str =
     "reference, digest, config_digest, manifest_json, config_json, layers_json, size, created_at";
 
-impl Store {
+impl SqliteStore {
     /// Inserts or replaces the row for `row.reference`.
-    pub fn put_image(&self, row: &ImageRow) -> Result<(), StoreError> {
+    pub(crate) fn put_image(&self, row: &ImageRow) -> Result<(), StoreError> {
         self.conn().execute(
             &format!("INSERT OR REPLACE INTO images ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
             params![
@@ -53,7 +39,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn get_image(&self, reference: &str) -> Result<Option<ImageRow>, StoreError> {
+    pub(crate) fn get_image(&self, reference: &str) -> Result<Option<ImageRow>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -64,7 +50,7 @@ impl Store {
             .optional()?)
     }
 
-    pub fn list_images(&self) -> Result<Vec<ImageRow>, StoreError> {
+    pub(crate) fn list_images(&self) -> Result<Vec<ImageRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM images ORDER BY reference"))?;
         let rows = stmt
@@ -74,7 +60,7 @@ impl Store {
     }
 
     /// Removes a reference; returns whether it existed.
-    pub fn delete_image(&self, reference: &str) -> Result<bool, StoreError> {
+    pub(crate) fn delete_image(&self, reference: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .execute("DELETE FROM images WHERE reference = ?1", [reference])?
@@ -88,7 +74,7 @@ mod tests {
 
     #[test]
     fn image_round_trip() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         let row = ImageRow {
             reference: "r:1".into(),
             digest: "sha256:a".into(),
