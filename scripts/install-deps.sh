@@ -8,8 +8,14 @@ PACKAGES=(
   iproute2 nftables iptables kmod procps util-linux
   curl ca-certificates build-essential pkg-config python3 python3-venv git
   e2fsprogs tar sqlite3
-  # the cluster's state store: scripts/cluster-demo.sh runs a 3-member etcd cluster (etcd, etcdctl)
+  # building cove-store: the etcd-client crate compiles etcd's .proto files (protoc and its
+  # google/protobuf/*.proto includes)
+  protobuf-compiler
+  libprotobuf-dev
+  # the cluster's state store: the etcd tests and scripts/cluster-demo.sh run a real 3-member
+  # etcd cluster
   etcd-server
+  # etcdctl, for the cluster tests' health checks and looking into a cluster by hand
   etcd-client
   # only the tests use these: the Python test image, the registry-auth test's htpasswd file
   debootstrap apache2-utils
@@ -41,7 +47,8 @@ if ((${#missing[@]})); then
 fi
 
 # The Debian package starts a registry on :5000 under systemd where systemd runs;
-# the scripts start their own, so a packaged one is left alone.
+# the scripts start their own, so a packaged one is left alone. The same holds for etcd-server's
+# packaged etcd on 127.0.0.1:2379: tests and scripts/cluster-demo.sh start their own members.
 
 if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
   export PATH="$HOME/.cargo/bin:$PATH"

@@ -59,13 +59,17 @@ fn from_distribution(e: DistributionError) -> Response {
 
 /// Admin only: `None` for the admin token, else the refusal: 401 with a challenge without
 /// a valid token, 403 for a workspace token.
-fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+async fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match given.and_then(|t| state.tokens.scope_recording_use(t)) {
+    let scope = match given {
+        Some(t) => state.tokens.scope_recording_use(t).await,
+        None => None,
+    };
+    match scope {
         Some(Scope::Admin) => None,
         Some(Scope::Workspace(ws)) => Some(error(
             StatusCode::FORBIDDEN,
@@ -92,7 +96,7 @@ fn challenge(headers: &HeaderMap, why: &str) -> Response {
 
 /// `GET /v2/`: 200 `{}` to a client holding the admin token.
 async fn version(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    refusal(&state, &headers).unwrap_or_else(|| {
+    refusal(&state, &headers).await.unwrap_or_else(|| {
         (
             StatusCode::OK,
             [API_VERSION],
@@ -137,7 +141,7 @@ async fn token(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(host) = headers.get(header::HOST) {
         bearer.insert(header::HOST, host.clone());
     }
-    refusal(&state, &bearer).unwrap_or_else(|| {
+    refusal(&state, &bearer).await.unwrap_or_else(|| {
         axum::Json(serde_json::json!({"token": given, "access_token": given})).into_response()
     })
 }
@@ -169,7 +173,7 @@ async fn read(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Some(r) = refusal(&state, &headers) {
+    if let Some(r) = refusal(&state, &headers).await {
         return r;
     }
     let path = uri.path().strip_prefix("/v2/").unwrap_or_default();
@@ -183,7 +187,7 @@ async fn read(
     let head = method == Method::HEAD;
     let store = state.lifecycle.image_store();
     if kind == "tags" {
-        return match store.served_tags(name) {
+        return match store.served_tags(name).await {
             Ok(tags) => (
                 [API_VERSION],
                 axum::Json(serde_json::json!({"name": name, "tags": tags})),
@@ -193,7 +197,7 @@ async fn read(
         };
     }
     if kind == "manifests" {
-        match store.served_manifest(name, reference) {
+        match store.served_manifest(name, reference).await {
             Ok(m) => {
                 let headers = [
                     (header::CONTENT_TYPE, m.media_type),
@@ -213,7 +217,7 @@ async fn read(
             Err(e) => from_distribution(e),
         }
     } else {
-        match store.served_blob(name, reference) {
+        match store.served_blob(name, reference).await {
             Ok(b) => blob(b, reference, head).await,
             Err(e) => from_distribution(e),
         }

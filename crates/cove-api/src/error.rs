@@ -6,7 +6,7 @@ use axum::Json;
 use cove_image::ImageError;
 use cove_lifecycle::LifecycleError;
 use cove_network::NetworkError;
-use cove_store::Refusal;
+use cove_store::{Refusal, StoreError};
 use cove_types::ErrorBody;
 
 /// An error on its way to the client.
@@ -40,6 +40,16 @@ fn image_status(e: &ImageError) -> StatusCode {
     }
 }
 
+/// A cluster store without quorum is a 503 (try again later); a write under a binding that
+/// moved is a 409; anything else the store says is the server's fault.
+fn store_status(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Fenced(_) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> Self {
         let status = match &e {
@@ -56,9 +66,9 @@ impl From<LifecycleError> for ApiError {
                 return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ne.to_string());
             }
             LifecycleError::Image(ie) => image_status(ie),
+            LifecycleError::Store(se) => store_status(se),
             LifecycleError::Network(_)
             | LifecycleError::Runtime(_)
-            | LifecycleError::Store(_)
             | LifecycleError::Io(..)
             | LifecycleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -79,7 +89,8 @@ impl From<crate::tokens::TokenError> for ApiError {
             TokenError::Taken(_) => StatusCode::CONFLICT,
             TokenError::NotFound(_) => StatusCode::NOT_FOUND,
             TokenError::AdminOnly => StatusCode::FORBIDDEN,
-            TokenError::Random(_) | TokenError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            TokenError::Store(se) => store_status(se),
+            TokenError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "token request failed");
@@ -106,5 +117,26 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_store_without_quorum_is_a_503_in_one_line() {
+        let e = StoreError::Unavailable("no quorum answered within 5s at http://a:2379".into());
+        let api = ApiError::from(LifecycleError::from(e));
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            api.message.contains("etcd cluster unavailable: no quorum"),
+            "{}",
+            api.message
+        );
+        let fenced = ApiError::from(LifecycleError::from(StoreError::Fenced("pod p".into())));
+        assert_eq!(fenced.status, StatusCode::CONFLICT);
+        let other = ApiError::from(LifecycleError::from(StoreError::Corrupt("x".into())));
+        assert_eq!(other.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -161,12 +161,13 @@ fn shorten(s: &str) -> String {
 
 impl ImageStore {
     /// The image rows served under `name`; `NameUnknown` when there is none.
-    fn rows_named(&self, name: &str) -> Result<Vec<cove_store::ImageRow>, DistributionError> {
+    async fn rows_named(&self, name: &str) -> Result<Vec<cove_store::ImageRow>, DistributionError> {
         check_name(name)?;
         let rows: Vec<_> = self
             .inner
             .db
             .list_images()
+            .await
             .map_err(ImageError::from)?
             .into_iter()
             .filter(|row| peer_name(&row.reference).is_ok_and(|n| n == name))
@@ -178,9 +179,10 @@ impl ImageStore {
     }
 
     /// The tags of repository `name`, sorted.
-    pub fn served_tags(&self, name: &str) -> Result<Vec<String>, DistributionError> {
+    pub async fn served_tags(&self, name: &str) -> Result<Vec<String>, DistributionError> {
         let mut tags: Vec<String> = self
-            .rows_named(name)?
+            .rows_named(name)
+            .await?
             .iter()
             .filter_map(|row| reference::parse(&row.reference).ok()?.tag)
             .collect();
@@ -190,7 +192,7 @@ impl ImageStore {
     }
 
     /// The manifest `reference` (a tag or a digest) of repository `name`.
-    pub fn served_manifest(
+    pub async fn served_manifest(
         &self,
         name: &str,
         reference: &str,
@@ -201,7 +203,7 @@ impl ImageStore {
         } else {
             check_tag(reference)?;
         }
-        let rows = self.rows_named(name)?;
+        let rows = self.rows_named(name).await?;
         let row = rows
             .iter()
             .find(|row| {
@@ -235,9 +237,13 @@ impl ImageStore {
     }
 
     /// The blob `digest` (a config or a layer of an image named `name`).
-    pub fn served_blob(&self, name: &str, digest: &str) -> Result<ServedBlob, DistributionError> {
+    pub async fn served_blob(
+        &self,
+        name: &str,
+        digest: &str,
+    ) -> Result<ServedBlob, DistributionError> {
         check_digest(digest)?;
-        let rows = self.rows_named(name)?;
+        let rows = self.rows_named(name).await?;
         let mut known = false;
         for row in &rows {
             if row.config_digest == digest || parse_layers(row)?.iter().any(|l| l.blob == digest) {

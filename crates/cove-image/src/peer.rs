@@ -78,7 +78,7 @@ impl ImageStore {
             )));
         }
         let canonical = parsed.canonical();
-        if let Some(image) = self.get(&canonical)?.filter(|i| i.digest == digest) {
+        if let Some(image) = self.get(&canonical).await?.filter(|i| i.digest == digest) {
             return Ok(image);
         }
         let host = peer.authority()?;

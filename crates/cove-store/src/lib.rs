@@ -3,6 +3,8 @@
 //! * `store` — the trait and [`StoreHandle`], what every other crate calls.
 //! * `rows`, `limits` — the rows every backend keeps, and the workspace admission check.
 //! * `sqlite` — [`SqliteStore`], one embedded SQLite database: the single-host default.
+//! * `etcd` — the etcd side of a cluster: connection, node leases and self-fencing,
+//!   bindings with fencing tokens, a resuming watch (the `ClusterStore` impl is next).
 //! * `conformance` (feature `conformance`) — the checks every backend must pass.
 //!
 //! No other crate writes SQL or names a storage key.
@@ -10,6 +12,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+pub mod etcd;
 mod limits;
 mod rows;
 mod sqlite;

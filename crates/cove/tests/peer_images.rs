@@ -357,7 +357,9 @@ fn a_second_daemon_fetches_an_image_from_the_first_and_serves_a_pod_from_it() {
         .build()
         .unwrap();
     let fetched = rt.block_on(async {
-        let store = cove_store::Store::open(&b.data_dir.join("state.db")).unwrap();
+        let store: cove_store::StoreHandle = std::sync::Arc::new(
+            cove_store::SqliteStore::open(&b.data_dir.join("state.db")).unwrap(),
+        );
         let images = ImageStore::open(&b.data_dir, store.clone()).unwrap();
         let progress = |m: String| eprintln!("fetch: {m}");
         // Refused: a wrong token, a workspace token, a digest A does not have, a peer
@@ -391,7 +393,7 @@ fn a_second_daemon_fetches_an_image_from_the_first_and_serves_a_pod_from_it() {
             .fetch_from_peer(&https, reference, &info.digest, &progress)
             .await
             .is_err());
-        assert!(images.get(reference).unwrap().is_none());
+        assert!(images.get(reference).await.unwrap().is_none());
         let started = std::time::Instant::now();
         let img = images
             .fetch_from_peer(&peer, reference, &info.digest, &progress)
@@ -414,7 +416,7 @@ fn a_second_daemon_fetches_an_image_from_the_first_and_serves_a_pod_from_it() {
         assert_eq!(again, img);
         // Which workspaces hold a name is not the image store's business: here the admin's
         // workspace does, as after its own import (in a cluster it is cluster state).
-        store.add_image_ref("default", reference).unwrap();
+        store.add_image_ref("default", reference).await.unwrap();
         img
     });
     assert_eq!(fetched.digest, info.digest);
