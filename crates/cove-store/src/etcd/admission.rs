@@ -72,9 +72,14 @@ impl Snapshot {
             let spec: serde_json::Value = serde_json::from_str(&pod.spec_json).unwrap_or_default();
             let field = |name: &str| spec.get(name).and_then(|v| v.as_u64());
             u.pods += 1;
-            u.cpu_millis += field("cpu_millis").unwrap_or(0);
-            u.memory_mib += field("memory_mib").unwrap_or(0);
-            u.disk_mib += field("disk_mib").unwrap_or(default_disk_mib);
+            u.cpu_millis = u
+                .cpu_millis
+                .saturating_add(field("cpu_millis").unwrap_or(0));
+            u.memory_mib = u
+                .memory_mib
+                .saturating_add(field("memory_mib").unwrap_or(0));
+            let disk = field("disk_mib").unwrap_or(default_disk_mib);
+            u.disk_mib = u.disk_mib.saturating_add(disk);
         }
         u
     }
