@@ -84,6 +84,7 @@ async fn admission_holds_across_two_hosts() {
     let a = admission("team-a", max_pods(5), Some(100));
     let rt = tokio::runtime::Handle::current();
     let start = std::sync::Barrier::new(20);
+    let began = std::time::Instant::now();
     let results: Vec<Result<(), StoreError>> = tokio::task::block_in_place(|| {
         std::thread::scope(|sc| {
             let threads: Vec<_> = (0..20)
@@ -101,6 +102,11 @@ async fn admission_holds_across_two_hosts() {
             threads.into_iter().map(|t| t.join().unwrap()).collect()
         })
     });
+    // A measurement, not an assertion: how long 20 racing admitted creates take.
+    eprintln!(
+        "20 racing admitted creates on two hosts: {:?}",
+        began.elapsed()
+    );
     let _root = Root(hosts[0].clone());
     let admitted = results.iter().filter(|r| r.is_ok()).count();
     let refused = results
