@@ -141,3 +141,35 @@ async fn references_with_slashes_stay_apart() {
     let err = store.add_image_ref("a/b", "r").await.unwrap_err();
     assert!(err.to_string().starts_with("invalid workspace"), "{err}");
 }
+
+/// An id or workspace that cannot be a key segment is refused with a one-line error naming
+/// it, and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_cannot_be_keys_are_refused() {
+    use cove_store::conformance::{container, pod};
+    let (store, _root) = fresh().await.unwrap();
+    let err = store
+        .insert_pod(
+            &pod("a/b", "ws", 100, None),
+            &container("c0", "a/b", 1),
+            None,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("invalid pod id \"a/b\""), "{err}");
+    let err = store
+        .insert_pod(
+            &pod("p1", "w s", 100, None),
+            &container("p1-0", "p1", 1),
+            None,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("invalid workspace \"w s\""), "{err}");
+    assert_eq!(store.get_container("c0").await.unwrap(), None);
+    assert_eq!(store.get_container("p1-0").await.unwrap(), None);
+    assert!(store.list_containers().await.unwrap().is_empty());
+    assert_eq!(store.get_pod("a/b").await.unwrap(), None);
+}

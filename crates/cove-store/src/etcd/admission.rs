@@ -147,6 +147,7 @@ pub(crate) async fn insert(
         if admit.is_none() || !commit(etcd, when.clone(), vec![]).await? {
             return Ok(false);
         }
+        tracing::debug!(%ws, attempt, "admission: another insert got in first, checking again");
         pause(attempt).await;
     }
     Err(contended("admission of a container"))
