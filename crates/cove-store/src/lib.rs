@@ -4,7 +4,8 @@
 //! * `rows`, `limits` — the rows every backend keeps, and the workspace admission check.
 //! * `sqlite` — [`SqliteStore`], one embedded SQLite database: the single-host default.
 //! * `etcd` — the etcd side of a cluster: connection, node leases and self-fencing,
-//!   bindings with fencing tokens, a resuming watch (the `ClusterStore` impl is next).
+//!   bindings with fencing tokens, a resuming watch, and [`etcd::EtcdStore`], the
+//!   `ClusterStore` of a cluster.
 //! * `conformance` (feature `conformance`) — the checks every backend must pass.
 //!
 //! No other crate writes SQL or names a storage key.

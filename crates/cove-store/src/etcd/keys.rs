@@ -5,7 +5,18 @@
 //! - `node-info/<name>`: the same record without a lease, kept so a node whose lease
 //!   expired is listed LOST instead of vanishing.
 //! - `bindings/<pod>`: which node runs a pod; its mod_revision is the fencing token.
-//! - `pods/<pod>`, `deployments/<id>`, `tokens/…`, `workspaces/…`, `images/…`: rows.
+//! - Rows of the [`crate::ClusterStore`] (see `store.rs`), JSON of the rows SQLite keeps:
+//!   `pods/<id>`, `containers/<id>`, `deployments/<id>`, `tokens/<id>`, `builds/<hash>`,
+//!   `images/<ref>`, `workspaces/<ws>/limits`.
+//! - Index keys, each created only if absent in the transaction of its row, so a taken
+//!   name records nothing: `pod-containers/<pod>/<ctr>`, `deployment-names/<name>`,
+//!   `url-keys/<key>`, `token-names/<name>`, `token-hashes/<hash>`.
+//! - `image-refs/<ws>/<ref>` and `image-holders/<ref>/<ws>`: which workspace holds which image.
+//! - `guards/<ws>` and `shared-guard`: bumped by every container insert of a workspace (and
+//!   of any workspace but `default`), compared by admitted inserts (see `admission.rs`).
+//!
+//! Ids and workspace names go into keys as they are (checked by [`check_name`]); names,
+//! url keys, hashes and image references (which hold `/` and `:`) go in hex ([`enc`]).
 
 use std::sync::Arc;
 
@@ -69,6 +80,90 @@ impl Keys {
     pub fn pod(&self, pod: &str) -> String {
         format!("{}pods/{pod}", self.root)
     }
+
+    /// The prefix of a table of rows (`containers`, `deployments`, `tokens`, ...).
+    pub(crate) fn table(&self, table: &str) -> String {
+        format!("{}{table}/", self.root)
+    }
+
+    /// Row `id` of `table`; `id` as it is (an id, checked by the caller).
+    pub(crate) fn row(&self, table: &str, id: &str) -> String {
+        format!("{}{table}/{id}", self.root)
+    }
+
+    /// Row of `table` named by free text (a name, hash or image reference), hex-encoded.
+    pub(crate) fn named(&self, table: &str, name: &str) -> String {
+        format!("{}{table}/{}", self.root, enc(name))
+    }
+
+    /// The prefix of pod `pod`'s container index.
+    pub(crate) fn pod_containers(&self, pod: &str) -> String {
+        format!("{}pod-containers/{pod}/", self.root)
+    }
+
+    pub(crate) fn pod_container(&self, pod: &str, ctr: &str) -> String {
+        format!("{}pod-containers/{pod}/{ctr}", self.root)
+    }
+
+    pub(crate) fn limits(&self, ws: &str) -> String {
+        format!("{}workspaces/{ws}/limits", self.root)
+    }
+
+    pub(crate) fn workspaces(&self) -> String {
+        format!("{}workspaces/", self.root)
+    }
+
+    /// The prefix of the references `ws` holds.
+    pub(crate) fn image_refs(&self, ws: &str) -> String {
+        format!("{}image-refs/{ws}/", self.root)
+    }
+
+    pub(crate) fn image_ref(&self, ws: &str, reference: &str) -> String {
+        format!("{}image-refs/{ws}/{}", self.root, enc(reference))
+    }
+
+    /// The prefix of the workspaces holding `reference`.
+    pub(crate) fn image_holders(&self, reference: &str) -> String {
+        format!("{}image-holders/{}/", self.root, enc(reference))
+    }
+
+    pub(crate) fn image_holder(&self, reference: &str, ws: &str) -> String {
+        format!("{}image-holders/{}/{ws}", self.root, enc(reference))
+    }
+
+    /// The admission guard of workspace `ws`.
+    pub(crate) fn guard(&self, ws: &str) -> String {
+        format!("{}guards/{ws}", self.root)
+    }
+
+    /// The admission guard of all workspaces but `default` together.
+    pub(crate) fn shared_guard(&self) -> String {
+        format!("{}shared-guard", self.root)
+    }
+}
+
+/// Free text as a key segment: lowercase hex of its bytes (no `/` can reach another key).
+pub(crate) fn enc(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text [`enc`] encoded, from the last segment of `key`.
+pub(crate) fn dec(key: &[u8]) -> Result<String, StoreError> {
+    let bad = || StoreError::Corrupt(format!("key {}", String::from_utf8_lossy(key)));
+    let seg = key.rsplit(|b| *b == b'/').next().ok_or_else(bad)?;
+    if seg.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes = seg
+        .chunks(2)
+        .map(|p| {
+            std::str::from_utf8(p)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    String::from_utf8(bytes).map_err(|_| bad())
 }
 
 /// Checks a node name or pod id before it becomes part of a key: 1–128 characters of
@@ -108,5 +203,14 @@ mod tests {
         for bad in ["", "/", "cove/", "/cove"] {
             assert!(Keys::new(bad).is_err(), "{bad}");
         }
+        let r = "docker.io/library/alpine:3.20";
+        let k = keys.image_ref("team-a", r);
+        assert!(k.starts_with(&keys.image_refs("team-a")));
+        assert_eq!(
+            k.matches('/').count(),
+            keys.image_refs("team-a").matches('/').count()
+        );
+        assert_eq!(dec(k.as_bytes()).unwrap(), r);
+        assert!(dec(b"/x/abc").is_err());
     }
 }
