@@ -36,12 +36,7 @@ impl Lifecycle {
                 row.status
             )));
         }
-        let pod = self
-            .inner
-            .store
-            .get_pod(&row.pod_id)
-            .await?
-            .ok_or_else(|| LifecycleError::Internal(format!("container {id} has no pod row")))?;
+        let pod = self.pod_of(&row).await?;
         let mut spec: ValidPodSpec = crate::specs::pod_spec(&pod)?;
         let previous = std::mem::replace(&mut spec.egress, policy.clone());
         let spec_json = serde_json::to_string(&spec)

@@ -14,13 +14,17 @@ impl Lifecycle {
             .get_container(id)
             .await?
             .ok_or_else(|| LifecycleError::ContainerNotFound(id.to_string()))?;
-        let pod = self
-            .inner
+        let pod = self.pod_of(&row).await?;
+        self.view(row, &pod).await
+    }
+
+    /// The pod row of container `row` (every container has one).
+    pub(crate) async fn pod_of(&self, row: &ContainerRow) -> Result<PodRow, LifecycleError> {
+        self.inner
             .store
             .get_pod(&row.pod_id)
             .await?
-            .ok_or_else(|| LifecycleError::Internal(format!("container {id} has no pod row")))?;
-        self.view(row, &pod).await
+            .ok_or_else(|| LifecycleError::Internal(format!("container {} has no pod row", row.id)))
     }
 
     /// Live containers, or every container with `all`; newest first.

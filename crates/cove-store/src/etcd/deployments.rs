@@ -87,11 +87,7 @@ pub(crate) async fn get_by_name(
 
 /// Every deployment, by name.
 pub(crate) async fn list(etcd: &Etcd) -> Result<Vec<DeploymentRow>, StoreError> {
-    let mut rows: Vec<DeploymentRow> = kv::list(etcd, &etcd.keys().table(TABLE))
-        .await?
-        .into_iter()
-        .map(|v| v.row)
-        .collect();
+    let mut rows: Vec<DeploymentRow> = kv::table_rows(etcd, TABLE).await?;
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
 }

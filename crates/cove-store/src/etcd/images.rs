@@ -49,11 +49,7 @@ pub(crate) async fn delete_build(etcd: &Etcd, hash: &str) -> Result<bool, StoreE
 
 /// Every cached step, oldest first (then by hash).
 pub(crate) async fn list_builds(etcd: &Etcd) -> Result<Vec<BuildRow>, StoreError> {
-    let mut rows: Vec<BuildRow> = kv::list(etcd, &etcd.keys().table("builds"))
-        .await?
-        .into_iter()
-        .map(|v| v.row)
-        .collect();
+    let mut rows: Vec<BuildRow> = kv::table_rows(etcd, "builds").await?;
     rows.sort_by(|a, b| (a.created_at, &a.hash).cmp(&(b.created_at, &b.hash)));
     Ok(rows)
 }
@@ -73,11 +69,7 @@ pub(crate) async fn get_image(
 
 /// Every image, by reference.
 pub(crate) async fn list_images(etcd: &Etcd) -> Result<Vec<ImageRow>, StoreError> {
-    let mut rows: Vec<ImageRow> = kv::list(etcd, &etcd.keys().table("images"))
-        .await?
-        .into_iter()
-        .map(|v| v.row)
-        .collect();
+    let mut rows: Vec<ImageRow> = kv::table_rows(etcd, "images").await?;
     rows.sort_by(|a, b| a.reference.cmp(&b.reference));
     Ok(rows)
 }

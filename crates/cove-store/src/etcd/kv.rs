@@ -116,6 +116,15 @@ pub(crate) async fn get<T: DeserializeOwned>(
     first(&resp)
 }
 
+/// Every row of `table`, without their versions, in key order.
+pub(crate) async fn table_rows<T: DeserializeOwned>(
+    etcd: &Etcd,
+    table: &str,
+) -> Result<Vec<T>, StoreError> {
+    let rows = list(etcd, &etcd.keys().table(table)).await?;
+    Ok(rows.into_iter().map(|v: Versioned<T>| v.row).collect())
+}
+
 /// Every row under `prefix`, in key order.
 pub(crate) async fn list<T: DeserializeOwned>(
     etcd: &Etcd,

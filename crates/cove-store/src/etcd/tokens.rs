@@ -67,11 +67,7 @@ pub(crate) async fn name_taken(etcd: &Etcd, name: &str) -> Result<bool, StoreErr
 
 /// Every token, by name.
 pub(crate) async fn list(etcd: &Etcd) -> Result<Vec<TokenRow>, StoreError> {
-    let mut rows: Vec<TokenRow> = kv::list(etcd, &etcd.keys().table(TABLE))
-        .await?
-        .into_iter()
-        .map(|v| v.row)
-        .collect();
+    let mut rows: Vec<TokenRow> = kv::table_rows(etcd, TABLE).await?;
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
 }
